@@ -1,0 +1,13 @@
+/**
+ * kaon/client — the thin client: start, steer and find runs. Depends on @temporalio/client and zod only.
+ *
+ * @example
+ * const kaon = await connect();
+ * const run = await kaon.start(mlDemo, { seed: 7, rows: 2000 }, { runKey: '2026-11-22' });
+ * console.log(await run.progress());
+ * console.log(await run.result());
+ */
+export { connect, KaonClient, type ConnectOptions, type StartOptions, type ListOptions } from './kaon-client';
+export { RunHandle, RunFailedError, type RunStatusInfo, type TemporalStatus } from './run-handle';
+export { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
+export type { RunState, StepState, StepStatus, RunStatus } from '../observe/run-state';

@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
+import { SAKey } from '../definition/internal/protocol';
+import { isPipeline, type Pipeline, type PipelineParams, type PipelineResult } from '../definition/pipeline';
+import { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
+import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
+
+export interface ConnectOptions {
+  /** An existing Temporal connection; default: from envconfig (TEMPORAL_ADDRESS, …). */
+  connection?: Connection;
+  namespace?: string;
+  /** The pipelines' task queue. Default $KAON_TASK_QUEUE or 'kaon'. */
+  taskQueue?: string;
+}
+
+export interface StartOptions {
+  /** Idempotency key: a second start with the same key returns the existing run. */
+  runKey?: string;
+  /** 'off' bypasses every step's cache for this run. */
+  cache?: 'on' | 'off';
+  taskQueue?: string;
+}
+
+export interface ListOptions {
+  pipeline?: string;
+  /** Kaon status: running, waiting, succeeded, failed, cancelled. */
+  status?: string;
+  limit?: number;
+}
+
+const RUN_KEY = /^[A-Za-z0-9][A-Za-z0-9_.:=-]{0,199}$/;
+
+function quote(v: string): string {
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** The thin client: starts and steers runs. Depends on @temporalio/client and zod only (invariant 5). */
+export class KaonClient {
+  constructor(
+    readonly temporal: Client,
+    readonly taskQueue: string,
+    private readonly ownsConnection: boolean,
+  ) {}
+
+  async start<P extends Pipeline>(pipeline: P, params: PipelineParams<P>, opts?: StartOptions): Promise<RunHandle<PipelineResult<P>>>;
+  async start(pipeline: string, params: unknown, opts?: StartOptions): Promise<RunHandle>;
+  async start(pipeline: Pipeline | string, params: unknown, opts: StartOptions = {}): Promise<RunHandle> {
+    const name = typeof pipeline === 'string' ? pipeline : pipeline.kaon.name;
+    if (isPipeline(pipeline)) {
+      // Validate before anything reaches the server: bad params never create a run.
+      parseOrThrow(pipeline.kaon.params, params, {
+        code: ErrorCode.invalidParams,
+        subject: `params of pipeline "${name}"`,
+        fix: 'correct the params to match the pipeline schema and start again',
+      });
+    }
+    if (opts.runKey !== undefined && !RUN_KEY.test(opts.runKey)) {
+      throw new KaonError({
+        code: ErrorCode.invalidParams,
+        what: `run key ${JSON.stringify(opts.runKey)} is not valid`,
+        fix: "use up to 200 letters, digits and '_.:=-', starting with a letter or digit (e.g. '2026-11-21-us')",
+      });
+    }
+    const workflowId = opts.runKey ? `${name}--${opts.runKey}` : `${name}-${randomUUID().slice(0, 8)}`;
+    const description = isPipeline(pipeline) ? pipeline.kaon.description : undefined;
+    try {
+      const handle = await this.temporal.workflow.start(name, {
+        workflowId,
+        taskQueue: opts.taskQueue ?? this.taskQueue,
+        args: [params, { cache: opts.cache ?? 'on' }],
+        // Same key while running (conflict) or after it closed (reuse): the server refuses, we return that run.
+        workflowIdConflictPolicy: 'FAIL',
+        workflowIdReusePolicy: opts.runKey ? 'REJECT_DUPLICATE' : 'ALLOW_DUPLICATE',
+        typedSearchAttributes: [
+          { key: SAKey.pipeline, value: name },
+          { key: SAKey.status, value: 'running' },
+          ...(opts.runKey ? [{ key: SAKey.runKey, value: opts.runKey }] : []),
+        ],
+        staticSummary: `${name}${description ? ` — ${description}` : ''}`,
+        staticDetails: ['**params**', '```json', JSON.stringify(params, null, 2), '```'].join('\n'),
+        memo: { kaon: { pipeline: name, cache: opts.cache ?? 'on' } },
+      });
+      return new RunHandle(this.temporal, handle);
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError && opts.runKey) {
+        return new RunHandle(this.temporal, this.temporal.workflow.getHandle(workflowId), true);
+      }
+      throw err;
+    }
+  }
+
+  /** A handle on an existing run by its id. */
+  run<R = unknown>(id: string): RunHandle<R> {
+    return new RunHandle<R>(this.temporal, this.temporal.workflow.getHandle(id));
+  }
+
+  /** Find runs through Temporal visibility (search attributes KaonPipeline, KaonStatus). */
+  async list(opts: ListOptions = {}): Promise<RunStatusInfo[]> {
+    const clauses = [`${SAKey.pipeline.name} IS NOT NULL`];
+    if (opts.pipeline) clauses.push(`${SAKey.pipeline.name} = ${quote(opts.pipeline)}`);
+    if (opts.status) clauses.push(`${SAKey.status.name} = ${quote(opts.status)}`);
+    const out: RunStatusInfo[] = [];
+    for await (const w of this.temporal.workflow.list({ query: clauses.join(' AND ') })) {
+      const sa = w.searchAttributes as Record<string, unknown[] | undefined>;
+      out.push({
+        id: w.workflowId,
+        runId: w.runId,
+        pipeline: w.type,
+        temporal: w.status.name as TemporalStatus,
+        kaon: sa.KaonStatus?.[0] as string | undefined,
+        startTime: w.startTime,
+        closeTime: w.closeTime,
+      });
+      if (out.length >= (opts.limit ?? 100)) break;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsConnection) await this.temporal.connection.close();
+  }
+}
+
+/** Connect to Temporal (envconfig by default) and return a Kaon client. */
+export async function connect(opts: ConnectOptions = {}): Promise<KaonClient> {
+  const cfg = connectionConfig();
+  const connection = opts.connection ?? (await Connection.connect(cfg.connectionOptions));
+  const client = new Client({ connection, namespace: opts.namespace ?? cfg.namespace });
+  return new KaonClient(client, opts.taskQueue ?? DEFAULT_TASK_QUEUE(), opts.connection === undefined);
+}

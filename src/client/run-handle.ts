@@ -1,0 +1,107 @@
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { QUERY_PROGRESS } from '../definition/internal/protocol';
+import type { RunState, StepState } from '../observe/run-state';
+
+export type TemporalStatus = 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TERMINATED' | 'CONTINUED_AS_NEW' | 'TIMED_OUT' | 'UNKNOWN' | 'PAUSED' | 'UNSPECIFIED';
+
+export interface RunStatusInfo {
+  id: string;
+  runId: string;
+  pipeline: string;
+  /** Temporal's execution status. */
+  temporal: TemporalStatus;
+  /** Kaon's status search attribute (running, waiting, succeeded, failed, cancelled). */
+  kaon: string | undefined;
+  startTime: Date;
+  closeTime: Date | undefined;
+}
+
+/** A run failed; `message` is the root cause's, `cause` keeps Temporal's full failure chain. */
+export class RunFailedError extends Error {
+  override readonly name = 'RunFailedError';
+  constructor(readonly runId: string, message: string, options: { cause: unknown }) {
+    super(message, options);
+  }
+}
+
+function rootMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
+function decode(payloads: { payloads?: unknown[] | null } | null | undefined): unknown {
+  const p = payloads?.payloads?.[0];
+  if (!p) return undefined;
+  try {
+    return defaultPayloadConverter.fromPayload(p as never);
+  } catch {
+    return undefined;
+  }
+}
+
+// Temporal's PendingActivityState enum values.
+const PENDING_SCHEDULED = 1;
+
+/** A handle on one run: status, live progress, result, cancel. */
+export class RunHandle<R = unknown> {
+  constructor(
+    readonly client: Client,
+    readonly handle: WorkflowHandle,
+    /** True when start() found an existing run for the run key instead of creating one. */
+    readonly existing = false,
+  ) {}
+
+  get id(): string {
+    return this.handle.workflowId;
+  }
+
+  async status(): Promise<RunStatusInfo> {
+    const d = await this.handle.describe();
+    const sa = d.searchAttributes as Record<string, unknown[] | undefined>;
+    return {
+      id: d.workflowId,
+      runId: d.runId,
+      pipeline: d.type,
+      temporal: d.status.name as TemporalStatus,
+      kaon: sa.KaonStatus?.[0] as string | undefined,
+      startTime: d.startTime,
+      closeTime: d.closeTime,
+    };
+  }
+
+  /**
+   * The run state with live facts merged in from Temporal: current attempt, heartbeat progress, and
+   * 'waiting for worker' for steps no worker has picked up.
+   */
+  async progress(): Promise<RunState> {
+    const [state, d] = await Promise.all([this.handle.query<RunState>(QUERY_PROGRESS), this.handle.describe()]);
+    const byKey = new Map<string, StepState>(state.steps.map((s) => [s.key, s]));
+    for (const pa of d.raw.pendingActivities ?? []) {
+      const s = pa.activityId ? byKey.get(pa.activityId) : undefined;
+      if (!s || s.status !== 'running') continue;
+      s.attempts = pa.attempt ?? s.attempts;
+      if (pa.state === PENDING_SCHEDULED && (pa.attempt ?? 1) <= 1) {
+        s.status = 'waiting';
+        s.note = 'waiting for worker';
+      }
+      const hb = decode(pa.heartbeatDetails) as { fraction?: number; message?: string } | undefined;
+      if (hb && typeof hb === 'object') s.progress = { ...(hb.fraction !== undefined ? { fraction: hb.fraction } : {}), ...(hb.message ? { message: hb.message } : {}) };
+    }
+    return state;
+  }
+
+  async result(): Promise<R> {
+    try {
+      return (await this.handle.result()) as R;
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) throw new RunFailedError(this.id, rootMessage(err), { cause: err });
+      throw err;
+    }
+  }
+
+  async cancel(): Promise<void> {
+    await this.handle.cancel();
+  }
+}

@@ -1,0 +1,50 @@
+// Wire types between the workflow (orchestration) and the worker (execution). Internal: not a public API.
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { ArtifactRef } from '../artifact-ref';
+
+export const QUERY_PROGRESS = 'kaon.progress';
+export const SIGNAL_APPROVE = 'kaon.approve';
+
+/** Search attributes Kaon registers on the dev server and upserts from workflows. */
+export const SA = {
+  pipeline: 'KaonPipeline',
+  status: 'KaonStatus',
+  step: 'KaonStep',
+  runKey: 'KaonRunKey',
+} as const;
+
+export const SAKey = {
+  pipeline: defineSearchAttributeKey(SA.pipeline, SearchAttributeType.KEYWORD),
+  status: defineSearchAttributeKey(SA.status, SearchAttributeType.KEYWORD),
+  step: defineSearchAttributeKey(SA.step, SearchAttributeType.KEYWORD),
+  runKey: defineSearchAttributeKey(SA.runKey, SearchAttributeType.KEYWORD),
+};
+
+/** What the workflow sends to a step activity. */
+export interface StepCall {
+  key: string;
+  input: unknown;
+  pipeline: string;
+  /** Cache mode for this run: 'on' honours steps' cache option, 'off' bypasses it. */
+  cache?: 'on' | 'off';
+  /** Earlier run whose matching steps may be reused (resume). */
+  resumeFrom?: { runId: string; workflowId: string; recompute: readonly string[] };
+}
+
+/** What a step activity returns. */
+export interface StepResult {
+  output: unknown;
+  attempt: number;
+  /** Set when the output came from the memo table instead of running the step. */
+  reused?: { from: 'cache' | 'resume'; runId: string };
+  artifacts?: ArtifactRef[];
+}
+
+/** Details Kaon attaches to step failures (ApplicationFailure.details[0]). */
+export interface StepFailureDetails {
+  attempt: number;
+  step: string;
+  key: string;
+  logTail?: string[];
+  issues?: string[];
+}

@@ -1,0 +1,109 @@
+import type { RetryPolicy } from '@temporalio/common';
+import type { z } from 'zod';
+import { toMs, type Duration } from './duration';
+import { ErrorCode, KaonError } from './errors';
+
+/**
+ * How a step runs, as plain data. Resolved on the worker only (invariant 2), so a contract that carries one
+ * stays importable by workflow code. TS-function steps carry none: their function is attached on the worker
+ * with `implementStep` (kaon/worker), because a function value would drag its imports into the workflow bundle.
+ */
+export type StepRunner =
+  | { kind: 'process'; argv: readonly string[]; env?: Readonly<Record<string, string>>; cwd?: string }
+  | { kind: 'python'; script: string; requirements?: readonly string[]; args?: readonly string[] };
+
+/** A Python script step (executed with a virtualenv built from `requirements` on first use). */
+export function python(script: string, opts: { requirements?: readonly string[]; args?: readonly string[] } = {}): StepRunner {
+  return { kind: 'python', script, ...opts };
+}
+
+/** Any program as an argv array (never through a shell): R, shell scripts, Spark submit, binaries. */
+export function command(argv: readonly string[], opts: { env?: Record<string, string>; cwd?: string } = {}): StepRunner {
+  return { kind: 'process', argv, ...opts };
+}
+
+export interface CacheOptions {
+  /** Extra salt: bump it to invalidate cached outputs without bumping the step version. */
+  version?: string | number;
+}
+
+export interface StepOptions {
+  /** Worker pool that runs this step (`kaon worker --queues <queue>`). Omit for the pipeline's own queue. */
+  queue?: string;
+  retry?: RetryPolicy;
+  /** Start-to-close timeout of one attempt. Default 10 minutes. */
+  timeout?: Duration;
+  /** Schedule-to-close timeout across all attempts, including waiting for a worker. */
+  scheduleToClose?: Duration;
+  /** Heartbeat timeout; long steps report progress at least this often. */
+  heartbeat?: Duration;
+  /** Shown in the Temporal Web UI next to the step key. */
+  summary?: string;
+  /** Cross-run caching (opt-in). */
+  cache?: boolean | CacheOptions;
+}
+
+export interface StepConfig<I extends z.ZodType, O extends z.ZodType> extends StepOptions {
+  name: string;
+  version: number | string;
+  description?: string;
+  input: I;
+  output: O;
+  run?: StepRunner;
+}
+
+export interface StepDef<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
+  readonly kind: 'kaon.step';
+  readonly name: string;
+  readonly version: number | string;
+  readonly description: string | undefined;
+  readonly input: I;
+  readonly output: O;
+  readonly options: Readonly<StepOptions>;
+  readonly run: StepRunner | undefined;
+}
+
+/** What the caller passes to a step (before input defaults/transforms). */
+export type StepInput<S extends StepDef> = z.input<S['input']>;
+/** What the step implementation receives (after parsing). */
+export type StepParsedInput<S extends StepDef> = z.output<S['input']>;
+/** What the implementation returns (before output parsing). */
+export type StepReturn<S extends StepDef> = z.input<S['output']>;
+/** What the workflow receives. */
+export type StepOutput<S extends StepDef> = z.output<S['output']>;
+
+const NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,99}$/;
+
+export function assertName(kind: string, name: unknown): asserts name is string {
+  if (typeof name !== 'string' || !NAME.test(name)) {
+    throw new KaonError({
+      code: ErrorCode.invalidDefinition,
+      what: `${kind} name ${JSON.stringify(name)} is not valid`,
+      fix: `use 1-100 characters: a letter, then letters, digits, '_', '-' or '.' (e.g. 'trainModel')`,
+    });
+  }
+}
+
+/** Define a step: a typed, versioned contract shared by workflow, worker and client. */
+export function defineStep<I extends z.ZodType, O extends z.ZodType>(config: StepConfig<I, O>): StepDef<I, O> {
+  assertName('step', config.name);
+  const where = `step "${config.name}"`;
+  if (typeof config.input?.safeParse !== 'function' || typeof config.output?.safeParse !== 'function') {
+    throw new KaonError({
+      code: ErrorCode.invalidDefinition,
+      what: 'input and output must be zod schemas',
+      where,
+      fix: 'pass e.g. input: z.object({ ... }), output: z.object({ ... })',
+    });
+  }
+  const { name, version, description, input, output, run, ...options } = config;
+  for (const key of ['timeout', 'scheduleToClose', 'heartbeat'] as const) {
+    const d = options[key];
+    if (d !== undefined) toMs(d, `${where}, option ${key}`);
+  }
+  return Object.freeze({ kind: 'kaon.step', name, version, description, input, output, options: Object.freeze(options), run });
+}
+
+export function isStepDef(v: unknown): v is StepDef {
+  return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'kaon.step';
+}

@@ -1,0 +1,42 @@
+import type { StepDef, StepParsedInput, StepReturn } from '../definition/step';
+
+export interface StepLogger {
+  debug(message: string, meta?: Record<string, unknown>): void;
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
+}
+
+/** What a TS step implementation receives besides its input. */
+export interface StepContext {
+  /** Step key in the run, e.g. `train[US]`. */
+  readonly key: string;
+  readonly pipeline: string;
+  /** Workflow id of the run. */
+  readonly runId: string;
+  /** 1 on the first attempt, 2 on the first retry… */
+  readonly attempt: number;
+  readonly log: StepLogger;
+  /** Aborted when the run is cancelled or the attempt times out. Pass it to fetch, child processes, loops. */
+  readonly signal: AbortSignal;
+  /** Report progress; also heartbeats, which is how a cancellation reaches a long step. */
+  progress(fraction: number | undefined, message?: string): void;
+  heartbeat(details?: unknown): void;
+}
+
+export type StepFn<S extends StepDef> = (input: StepParsedInput<S>, ctx: StepContext) => Promise<StepReturn<S>> | StepReturn<S>;
+
+export interface StepImpl<S extends StepDef = StepDef> {
+  readonly kind: 'kaon.step-impl';
+  readonly def: S;
+  readonly fn: StepFn<S>;
+}
+
+/** Attach a TS implementation to a step contract. Worker-side only: keep it out of workflow files. */
+export function implementStep<S extends StepDef>(def: S, fn: StepFn<S>): StepImpl<S> {
+  return Object.freeze({ kind: 'kaon.step-impl', def, fn });
+}
+
+export function isStepImpl(v: unknown): v is StepImpl {
+  return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'kaon.step-impl';
+}

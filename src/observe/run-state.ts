@@ -1,0 +1,85 @@
+// Run state: a small, serialisable record of a run's steps. Pure; runs in the workflow sandbox and on clients.
+
+export type StepStatus = 'pending' | 'waiting' | 'running' | 'succeeded' | 'failed' | 'cached' | 'skipped' | 'cancelled';
+export type RunStatus = 'running' | 'waiting' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface StepState {
+  key: string;
+  step: string;
+  status: StepStatus;
+  attempts: number;
+  queue?: string;
+  branch?: string;
+  startedAt?: number;
+  endedAt?: number;
+  error?: string;
+  /** Set when a cached or resumed output was reused instead of running the step. */
+  reusedFrom?: { from: 'cache' | 'resume'; runId: string };
+  /** Live progress, filled from heartbeats by the client. */
+  progress?: { fraction?: number; message?: string };
+  /** Filled by the client from pending-activity info: no worker polls the queue. */
+  note?: string;
+}
+
+export interface FailedItem {
+  key: string;
+  error: string;
+}
+
+export interface RunState {
+  pipeline: string;
+  status: RunStatus;
+  startedAt: number;
+  endedAt?: number;
+  steps: StepState[];
+  failedItems: FailedItem[];
+  error?: string;
+}
+
+export function isTerminal(s: StepStatus): boolean {
+  return s === 'succeeded' || s === 'failed' || s === 'cached' || s === 'skipped' || s === 'cancelled';
+}
+
+export function countByStatus(state: RunState): Partial<Record<StepStatus, number>> {
+  const counts: Partial<Record<StepStatus, number>> = {};
+  for (const s of state.steps) counts[s.status] = (counts[s.status] ?? 0) + 1;
+  return counts;
+}
+
+const ICON: Record<StepStatus, string> = {
+  pending: '·', waiting: '⏸', running: '▶', succeeded: '✓', failed: '✗', cached: '↺', skipped: '–', cancelled: '⊘',
+};
+
+function seconds(s: StepState, now: number): string {
+  if (s.startedAt === undefined) return '';
+  const end = s.endedAt ?? now;
+  return `${((end - s.startedAt) / 1000).toFixed(1)}s`;
+}
+
+const MAX_ROWS = 40;
+
+/**
+ * Markdown for the Temporal Web UI (setCurrentDetails). Bounded in size: a 25k-item foreach shows the
+ * unfinished and failed steps first, then a count of the rest.
+ */
+export function renderMarkdown(state: RunState, now: number): string {
+  const counts = countByStatus(state);
+  const summary = Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ');
+  const lines = [`**${state.pipeline}** — ${state.status}${summary ? ` (${summary})` : ''}`, ''];
+  if (state.error) lines.push(`> ${state.error.split('\n')[0]}`, '');
+  const ordered = [
+    ...state.steps.filter((s) => !isTerminal(s.status) || s.status === 'failed'),
+    ...state.steps.filter((s) => isTerminal(s.status) && s.status !== 'failed'),
+  ];
+  lines.push('| step | status | attempts | time |', '|---|---|---|---|');
+  for (const s of ordered.slice(0, MAX_ROWS)) {
+    const reused = s.reusedFrom ? ` (${s.reusedFrom.from === 'resume' ? 'reused from' : 'cache of'} ${s.reusedFrom.runId.slice(0, 8)})` : '';
+    lines.push(`| \`${s.key}\` | ${ICON[s.status]} ${s.status}${reused} | ${s.attempts} | ${seconds(s, now)} |`);
+  }
+  if (ordered.length > MAX_ROWS) lines.push(``, `…and ${ordered.length - MAX_ROWS} more steps.`);
+  if (state.failedItems.length > 0) {
+    lines.push('', `**Failed items (${state.failedItems.length})**`);
+    for (const f of state.failedItems.slice(0, 20)) lines.push(`- \`${f.key}\`: ${f.error.split('\n')[0]}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,252 @@
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  AsyncLocalStorage,
+  CancellationScope,
+  isCancellation,
+  log,
+  proxyActivities,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import { toMs } from '../definition/duration';
+import { ErrorCode } from '../definition/errors';
+import type { StepCall, StepFailureDetails, StepResult } from '../definition/internal/protocol';
+import type { StepDef, StepInput, StepOptions, StepOutput } from '../definition/step';
+import type { FailedItem } from '../observe/run-state';
+import { now, type RunStateTracker } from './run-state-tracker';
+
+/** Per-call overrides of a step's options. `key` names the call in the run state (default: the step name). */
+export interface StepCallOptions extends Omit<StepOptions, 'cache'> {
+  key?: string;
+}
+
+export type FailurePolicy = 'fail-fast' | 'after-running' | 'ignore';
+
+export interface ForeachOptions<T> {
+  /** How many items run at once. Default: all. */
+  concurrency?: number;
+  /** Default 'fail-fast'. */
+  onFailure?: FailurePolicy;
+  /** The label of an item in step keys (`train[US]`). Default: the item itself if a string or number, else its index. */
+  label?: (item: T, index: number) => string;
+}
+
+export type Settled<T, R> =
+  | { item: T; label: string; ok: true; value: R }
+  | { item: T; label: string; ok: false; error: string };
+
+/** Items in one foreach run in this workflow's history; beyond this, history would approach Temporal's limits. */
+export const MAX_FOREACH_ITEMS = 1000;
+
+/** Default retry policy: ML steps fail for real reasons more often than transient ones; 3 attempts, backing off. */
+export const DEFAULT_RETRY = { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' } as const;
+export const DEFAULT_TIMEOUT = '10m';
+
+interface Scope {
+  suffix: string;
+  branch?: string;
+}
+
+export interface RunOptions {
+  cache: 'on' | 'off';
+  resumeFrom?: StepCall['resumeFrom'];
+}
+
+/** The workflow-side API a pipeline's `run` receives. */
+export interface Kaon {
+  /** Run one step as a Temporal activity and return its validated output. */
+  step<S extends StepDef>(def: S, input: StepInput<S>, opts?: StepCallOptions): Promise<StepOutput<S>>;
+  /** Named parallel branches; resolves to an object with each branch's result under its name. */
+  parallel<B extends Record<string, () => Promise<unknown>>>(branches: B): Promise<{ [K in keyof B]: Awaited<ReturnType<B[K]>> }>;
+  /** Run `fn` for each item, `concurrency` at a time. Step keys inside get the item's label: `train[US]`. */
+  foreach<T, R>(items: readonly T[], opts: ForeachOptions<T> & { onFailure: 'ignore' }, fn: (item: T, index: number) => Promise<R>): Promise<Settled<T, R>[]>;
+  foreach<T, R>(items: readonly T[], opts: ForeachOptions<T> & { onFailure?: 'fail-fast' | 'after-running' }, fn: (item: T, index: number) => Promise<R>): Promise<R[]>;
+  /** This run's workflow id. */
+  readonly runId: string;
+}
+
+function failureMessage(err: unknown): string {
+  let e: unknown = err;
+  // Unwrap ActivityFailure → ApplicationFailure to reach the step's own message.
+  while (e instanceof ActivityFailure && e.cause) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
+function failureDetails(err: unknown): StepFailureDetails | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) return cause.details?.[0] as StepFailureDetails | undefined;
+  return undefined;
+}
+
+export class KaonContext implements Kaon {
+  private readonly scope = new AsyncLocalStorage<Scope>();
+  private readonly keyUses = new Map<string, number>();
+
+  constructor(
+    private readonly tracker: RunStateTracker,
+    private readonly run: RunOptions,
+  ) {}
+
+  get runId(): string {
+    return workflowInfo().workflowId;
+  }
+
+  private activityOptions(def: StepDef, o: StepCallOptions, key: string): ActivityOptions {
+    const where = `step "${def.name}"`;
+    const timeout = o.timeout ?? def.options.timeout ?? DEFAULT_TIMEOUT;
+    const opts: ActivityOptions = {
+      activityId: key,
+      summary: o.summary ?? def.options.summary ? `${key} — ${o.summary ?? def.options.summary}` : key,
+      startToCloseTimeout: toMs(timeout, where),
+      retry: { ...DEFAULT_RETRY, ...(def.options.retry ?? {}), ...(o.retry ?? {}) },
+      // The workflow waits until the step has seen its cancellation, so nothing keeps running unobserved.
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    };
+    const queue = o.queue ?? def.options.queue;
+    if (queue) opts.taskQueue = taskQueueFor(workflowInfo().taskQueue, queue);
+    const s2c = o.scheduleToClose ?? def.options.scheduleToClose;
+    if (s2c !== undefined) opts.scheduleToCloseTimeout = toMs(s2c, where);
+    const hb = o.heartbeat ?? def.options.heartbeat;
+    if (hb !== undefined) opts.heartbeatTimeout = toMs(hb, where);
+    return opts;
+  }
+
+  private uniqueKey(base: string): string {
+    const n = (this.keyUses.get(base) ?? 0) + 1;
+    this.keyUses.set(base, n);
+    // A repeated call (a retraining loop) gets `#2`, `#3`: Temporal activity ids must be unique while pending.
+    return n === 1 ? base : `${base}#${n}`;
+  }
+
+  async step<S extends StepDef>(def: S, input: StepInput<S>, o: StepCallOptions = {}): Promise<StepOutput<S>> {
+    const scope = this.scope.getStore();
+    const key = this.uniqueKey(`${o.key ?? def.name}${scope?.suffix ?? ''}`);
+    const queue = o.queue ?? def.options.queue;
+    const st = this.tracker.add({
+      key,
+      step: def.name,
+      status: 'running',
+      attempts: 0,
+      startedAt: now(),
+      ...(queue ? { queue } : {}),
+      ...(scope?.branch ? { branch: scope.branch } : {}),
+    });
+    const call: StepCall = {
+      key,
+      input,
+      pipeline: this.tracker.state.pipeline,
+      cache: this.run.cache,
+      ...(this.run.resumeFrom ? { resumeFrom: this.run.resumeFrom } : {}),
+    };
+    const act = proxyActivities<Record<string, (c: StepCall) => Promise<StepResult>>>(this.activityOptions(def, o, key));
+    try {
+      const res = await act[def.name]!(call);
+      this.tracker.update(st, {
+        status: res.reused ? 'cached' : 'succeeded',
+        attempts: res.reused ? 0 : res.attempt,
+        endedAt: now(),
+        ...(res.reused ? { reusedFrom: { from: res.reused.from, runId: res.reused.runId } } : {}),
+      });
+      return res.output as StepOutput<S>;
+    } catch (err) {
+      const cancelled = isCancellation(err);
+      const details = failureDetails(err);
+      this.tracker.update(st, {
+        status: cancelled ? 'cancelled' : 'failed',
+        attempts: details?.attempt ?? st.attempts,
+        endedAt: now(),
+        error: failureMessage(err),
+      });
+      throw err;
+    }
+  }
+
+  async parallel<B extends Record<string, () => Promise<unknown>>>(branches: B): Promise<{ [K in keyof B]: Awaited<ReturnType<B[K]>> }> {
+    const outer = this.scope.getStore();
+    const names = Object.keys(branches);
+    const values = await Promise.all(
+      names.map((name) => this.scope.run({ suffix: outer?.suffix ?? '', branch: name }, () => branches[name]!())),
+    );
+    return Object.fromEntries(names.map((n, i) => [n, values[i]])) as { [K in keyof B]: Awaited<ReturnType<B[K]>> };
+  }
+
+  foreach<T, R>(items: readonly T[], opts: ForeachOptions<T> & { onFailure: 'ignore' }, fn: (item: T, index: number) => Promise<R>): Promise<Settled<T, R>[]>;
+  foreach<T, R>(items: readonly T[], opts: ForeachOptions<T> & { onFailure?: 'fail-fast' | 'after-running' }, fn: (item: T, index: number) => Promise<R>): Promise<R[]>;
+  async foreach<T, R>(items: readonly T[], opts: ForeachOptions<T>, fn: (item: T, index: number) => Promise<R>): Promise<R[] | Settled<T, R>[]> {
+    if (items.length > MAX_FOREACH_ITEMS) {
+      throw ApplicationFailure.create({
+        type: ErrorCode.invalidDefinition,
+        nonRetryable: true,
+        message: `foreach over ${items.length} items exceeds ${MAX_FOREACH_ITEMS} in one run, which would push the run's history towards Temporal's 10,240-event warning. To fix: split the items into batches of at most ${MAX_FOREACH_ITEMS} and run each batch as a child pipeline (executeChild from @temporalio/workflow), or run them as separate runs.`,
+      });
+    }
+    const policy = opts.onFailure ?? 'fail-fast';
+    const concurrency = Math.max(1, Math.min(opts.concurrency ?? items.length, items.length || 1));
+    const outer = this.scope.getStore();
+    const labels = items.map((item, i) => opts.label?.(item, i) ?? (typeof item === 'string' || typeof item === 'number' ? String(item) : String(i)));
+    if (new Set(labels).size !== labels.length) {
+      throw ApplicationFailure.create({
+        type: ErrorCode.invalidDefinition,
+        nonRetryable: true,
+        message: `foreach item labels are not unique (${labels.length - new Set(labels).size} duplicates), so step keys would collide. To fix: pass { label: (item, i) => ... } returning a unique label per item.`,
+      });
+    }
+    const settled: (Settled<T, R> | undefined)[] = new Array(items.length);
+    let next = 0;
+    let firstError: unknown;
+    let cancellation: unknown;
+    // Fail fast: the first failure cancels the items still running (their steps see the cancellation).
+    const failScope = policy === 'fail-fast' ? new CancellationScope() : undefined;
+    const runOne = async (i: number): Promise<void> => {
+      const item = items[i] as T;
+      const label = labels[i]!;
+      try {
+        const value = await this.scope.run({ suffix: `${outer?.suffix ?? ''}[${label}]`, ...(outer?.branch ? { branch: outer.branch } : {}) }, () => fn(item, i));
+        settled[i] = { item, label, ok: true, value };
+      } catch (err) {
+        if (isCancellation(err)) cancellation ??= err;
+        if (failScope && firstError === undefined && !isCancellation(err)) {
+          firstError = err;
+          failScope.cancel();
+        }
+        settled[i] = { item, label, ok: false, error: failureMessage(err) };
+      }
+    };
+    const lane = async (): Promise<void> => {
+      while (next < items.length && firstError === undefined) await runOne(next++);
+    };
+    const lanes = () => Promise.all(Array.from({ length: concurrency }, lane));
+    if (failScope) {
+      await failScope.run(lanes);
+      if (firstError !== undefined) throw firstError;
+      if (cancellation !== undefined) throw cancellation;
+      return settled.map((s) => (s as { value: R }).value);
+    }
+    await lanes();
+    // The whole run was cancelled: report that, not a list of 'failed' items.
+    if (cancellation !== undefined && CancellationScope.current().consideredCancelled) throw cancellation;
+    const failed = settled.filter((s): s is Extract<Settled<T, R>, { ok: false }> => s !== undefined && !s.ok);
+    const failedItems: FailedItem[] = failed.map((f) => ({ key: f.label, error: f.error }));
+    this.tracker.state.failedItems.push(...failedItems);
+    if (policy === 'ignore') {
+      if (failed.length > 0) log.warn(`foreach: ${failed.length} of ${items.length} items failed and were ignored`, { failed: failedItems });
+      return settled as Settled<T, R>[];
+    }
+    if (failed.length > 0) {
+      throw ApplicationFailure.create({
+        type: ErrorCode.foreachFailed,
+        nonRetryable: true,
+        message: `${failed.length} of ${items.length} items failed: ${failed.map((f) => `[${f.label}] ${f.error.split('\n')[0]}`).join('; ')}`,
+        details: [{ failed: failedItems }],
+      });
+    }
+    return settled.map((s) => (s as { value: R }).value);
+  }
+}
+
+/** A step's `queue` maps to a task queue under the pipeline's own: `kaon` + `python` → `kaon.python`. */
+export function taskQueueFor(base: string, queue: string): string {
+  return queue === 'default' ? base : `${base}.${queue}`;
+}

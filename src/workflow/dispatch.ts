@@ -1,0 +1,24 @@
+import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import { ErrorCode } from '../definition/errors';
+import { isPipeline, type Pipeline } from '../definition/pipeline';
+
+/**
+ * A default-export workflow that runs the pipeline whose name is the workflow type. Lets pipeline names be
+ * kebab-case ('retrain-recommender') while modules export camelCase identifiers.
+ */
+export function pipelineDispatcher(mod: Record<string, unknown>): (...args: unknown[]) => Promise<unknown> {
+  const byName = new Map<string, Pipeline>();
+  for (const v of Object.values(mod)) if (isPipeline(v)) byName.set(v.kaon.name, v);
+  return async function kaonDispatch(...args: unknown[]): Promise<unknown> {
+    const type = workflowInfo().workflowType;
+    const p = byName.get(type);
+    if (!p) {
+      throw ApplicationFailure.create({
+        type: ErrorCode.notFound,
+        nonRetryable: true,
+        message: `no pipeline named "${type}" is registered on this worker (known: ${[...byName.keys()].join(', ') || 'none'}). To fix: export it from the workflows module the worker loads, or start one of the known pipelines.`,
+      });
+    }
+    return (p as (...a: unknown[]) => Promise<unknown>)(...args);
+  };
+}

@@ -1,0 +1,64 @@
+import { ApplicationFailure, defineQuery, isCancellation, setHandler } from '@temporalio/workflow';
+import type { z } from 'zod';
+import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
+import { QUERY_PROGRESS } from '../definition/internal/protocol';
+import type { Pipeline } from '../definition/pipeline';
+import { assertName } from '../definition/step';
+import type { RunState } from '../observe/run-state';
+import { KaonContext, type Kaon, type RunOptions } from './context';
+import { RunStateTracker } from './run-state-tracker';
+
+export interface PipelineConfig<P extends z.ZodType, R> {
+  /** The Temporal workflow type. Kebab-case reads well in the Web UI: 'retrain-recommender'. */
+  name: string;
+  description?: string;
+  params: P;
+  run(params: z.output<P>, k: Kaon): Promise<R>;
+}
+
+export const progressQuery = defineQuery<RunState>(QUERY_PROGRESS);
+
+/** Turn a Kaon error into a non-retryable Temporal failure with the same message and code. */
+export function toFailure(err: unknown): unknown {
+  if (err instanceof KaonError) {
+    return ApplicationFailure.create({ type: err.code, message: err.message, nonRetryable: !err.retryable, details: err.details === undefined ? [] : [err.details] });
+  }
+  return err;
+}
+
+function messageOf(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error && !(e instanceof ApplicationFailure && e.type === ErrorCode.foreachFailed)) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Define a pipeline. The result is a Temporal workflow function (invariant 1) that validates its params,
+ * keeps a run state (query `kaon.progress`, Web UI details, search attributes) and runs `config.run`.
+ */
+export function definePipeline<P extends z.ZodType, R>(config: PipelineConfig<P, R>): Pipeline<P, R> {
+  assertName('pipeline', config.name);
+  const name = config.name;
+  const workflow = async (rawParams: z.input<P>, runOptions?: RunOptions): Promise<R> => {
+    const tracker = new RunStateTracker(name);
+    setHandler(progressQuery, () => tracker.state);
+    try {
+      const params = parseOrThrow(config.params, rawParams, {
+        code: ErrorCode.invalidParams,
+        subject: `params of pipeline "${name}"`,
+        fix: `start the run with params that match the pipeline's params schema`,
+      });
+      const result = await config.run(params, new KaonContext(tracker, runOptions ?? { cache: 'on' }));
+      tracker.finish('succeeded');
+      return result;
+    } catch (err) {
+      if (isCancellation(err)) tracker.finish('cancelled');
+      else tracker.finish('failed', messageOf(err));
+      throw toFailure(err);
+    }
+  };
+  Object.defineProperty(workflow, 'name', { value: name });
+  return Object.assign(workflow, {
+    kaon: Object.freeze({ name, params: config.params, description: config.description }),
+  }) as Pipeline<P, R>;
+}

@@ -1,0 +1,67 @@
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import { SAKey } from '../definition/internal/protocol';
+import { renderMarkdown, type RunState, type RunStatus, type StepState } from '../observe/run-state';
+
+/** Workflow time. Deterministic: the sandbox pins Date to the current workflow task's time. */
+export function now(): number {
+  // eslint-disable-next-line no-restricted-properties -- deterministic inside the Temporal sandbox
+  return Date.now();
+}
+
+/** Keeps the run state, mirrors it to the Web UI details, and upserts search attributes only on change. */
+export class RunStateTracker {
+  readonly state: RunState;
+  private lastStatus: RunStatus | undefined;
+  private lastStep: string | undefined;
+
+  constructor(pipeline: string) {
+    this.state = { pipeline, status: 'running', startedAt: now(), steps: [], failedItems: [] };
+    this.publish();
+  }
+
+  private readonly byKey = new Map<string, StepState>();
+
+  get(key: string): StepState | undefined {
+    return this.byKey.get(key);
+  }
+
+  add(step: StepState): StepState {
+    this.state.steps.push(step);
+    this.byKey.set(step.key, step);
+    this.publish(step.step);
+    return step;
+  }
+
+  update(step: StepState, patch: Partial<StepState>): void {
+    Object.assign(step, patch);
+    this.publish();
+  }
+
+  finish(status: RunStatus, error?: string): void {
+    this.state.status = status;
+    this.state.endedAt = now();
+    if (error !== undefined) this.state.error = error;
+    this.publish();
+  }
+
+  setStatus(status: RunStatus): void {
+    this.state.status = status;
+    this.publish();
+  }
+
+  private publish(currentStep?: string): void {
+    setCurrentDetails(renderMarkdown(this.state, now()));
+    const updates: SearchAttributeUpdatePair[] = [];
+    if (this.state.status !== this.lastStatus) {
+      this.lastStatus = this.state.status;
+      updates.push({ key: SAKey.status, value: this.state.status });
+    }
+    if (currentStep !== undefined && currentStep !== this.lastStep) {
+      this.lastStep = currentStep;
+      updates.push({ key: SAKey.step, value: currentStep });
+    }
+    // One history event per change, not per step: a 200-step loop of one step upserts once.
+    if (updates.length > 0) upsertSearchAttributes(updates);
+  }
+}
