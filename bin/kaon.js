@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+// Kaon's CLI. Loads TypeScript (Kaon's own sources and your pipelines) through tsx.
+require('tsx/cjs');
+require('../src/cli/main.ts');

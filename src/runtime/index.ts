@@ -1,0 +1,15 @@
+/**
+ * kaon/worker — runs on workers: step implementations, the worker bootstrap, the embedded dev server.
+ *
+ * @example
+ * import * as activities from './activities';
+ * const worker = await createKaonWorker({ workflowsPath: require.resolve('./workflows'), activities });
+ * await worker.run();
+ */
+export { createKaonWorker, collectSteps, type KaonWorker, type KaonWorkerOptions } from './worker';
+export { startDevServer, freePort, type DevServer, type DevServerOptions } from './dev-server';
+export { ensureTemporalCli, TEMPORAL_CLI_VERSION } from './temporal-cli';
+export { bundlePipelines, writeWorkflowEntry } from './bundle';
+export { connectionConfig, nativeConnectionConfig, DEFAULT_TASK_QUEUE } from './config';
+export { kaonHome, projectRoot } from './paths';
+export { implementStep, createStepActivities, type StepContext, type StepImpl, type StepFn, type RunnerExecutor } from '../execution';

@@ -1,0 +1,52 @@
+// Shared test environment: one real Temporal dev server for the whole test run (started by test/run.ts),
+// or a private one when a test file runs alone.
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { connect, type KaonClient } from '../../src/client';
+import { startDevServer, type DevServer } from '../../src/runtime/dev-server';
+import { createKaonWorker, type KaonWorker, type KaonWorkerOptions } from '../../src/runtime/worker';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+
+let server: Promise<{ address: string; stop?: () => Promise<void> }> | undefined;
+
+export function testServer(): Promise<{ address: string; stop?: () => Promise<void> }> {
+  server ??= process.env.KAON_TEST_TEMPORAL_ADDRESS
+    ? Promise.resolve({ address: process.env.KAON_TEST_TEMPORAL_ADDRESS })
+    : startDevServer({ port: 0, dbFile: null, headless: true, say: (m) => process.stderr.write(`${m}\n`) }).then((s: DevServer) => ({ address: s.address, stop: () => s.stop() }));
+  return server;
+}
+
+export interface TestEnv {
+  address: string;
+  taskQueue: string;
+  kaon: KaonClient;
+  temporal: Client;
+  nativeConnection: NativeConnection;
+  worker(opts: Omit<KaonWorkerOptions, 'connection' | 'taskQueue'> & { taskQueue?: string }): Promise<KaonWorker>;
+  close(): Promise<void>;
+}
+
+/** A client, a worker factory and a unique task queue on the shared server. Call close() in after(). */
+export async function testEnv(prefix = 'test'): Promise<TestEnv> {
+  const srv = await testServer();
+  const taskQueue = `${prefix}-${randomUUID().slice(0, 8)}`;
+  const connection = await Connection.connect({ address: srv.address });
+  const nativeConnection = await NativeConnection.connect({ address: srv.address });
+  const kaon = await connect({ connection, taskQueue });
+  return {
+    address: srv.address,
+    taskQueue,
+    kaon,
+    temporal: kaon.temporal,
+    nativeConnection,
+    worker: (opts) => createKaonWorker({ taskQueue, ...opts, connection: nativeConnection, shutdownGraceTime: opts.shutdownGraceTime ?? '2s' }),
+    close: async () => {
+      await connection.close();
+      await nativeConnection.close();
+      await srv.stop?.();
+    },
+  };
+}
