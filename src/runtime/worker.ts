@@ -75,7 +75,7 @@ export async function createKaonWorker(opts: KaonWorkerOptions & { executors?: P
         shutdownGraceTime: grace,
         // Cancellation reaches a step through heartbeats; keep the throttle short so it arrives in seconds.
         defaultHeartbeatThrottleInterval: '1s',
-        maxHeartbeatThrottleInterval: '5s',
+        maxHeartbeatThrottleInterval: '2s',
         ...opts.workerOptions,
       }),
     );

@@ -3,10 +3,13 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { connect, type KaonClient } from '../../src/client';
 import { startDevServer, type DevServer } from '../../src/runtime/dev-server';
 import { createKaonWorker, type KaonWorker, type KaonWorkerOptions } from '../../src/runtime/worker';
+
+// The SDK logs every worker state change at INFO; tests want warnings only.
+Runtime.install({ logger: new DefaultLogger((process.env.KAON_TEST_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
