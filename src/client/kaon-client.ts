@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { SAKey } from '../definition/internal/protocol';
-import { isPipeline, type Pipeline, type PipelineParams, type PipelineResult } from '../definition/pipeline';
+import { isPipeline, type AnyPipeline, type PipelineParams, type PipelineResult } from '../definition/pipeline';
 import { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
 
@@ -43,9 +43,9 @@ export class KaonClient {
     private readonly ownsConnection: boolean,
   ) {}
 
-  async start<P extends Pipeline>(pipeline: P, params: PipelineParams<P>, opts?: StartOptions): Promise<RunHandle<PipelineResult<P>>>;
+  async start<P extends AnyPipeline>(pipeline: P, params: PipelineParams<P>, opts?: StartOptions): Promise<RunHandle<PipelineResult<P>>>;
   async start(pipeline: string, params: unknown, opts?: StartOptions): Promise<RunHandle>;
-  async start(pipeline: Pipeline | string, params: unknown, opts: StartOptions = {}): Promise<RunHandle> {
+  async start(pipeline: AnyPipeline | string, params: unknown, opts: StartOptions = {}): Promise<RunHandle> {
     const name = typeof pipeline === 'string' ? pipeline : pipeline.kaon.name;
     if (isPipeline(pipeline)) {
       // Validate before anything reaches the server: bad params never create a run.

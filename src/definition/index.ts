@@ -10,7 +10,7 @@
  * });
  */
 export { defineStep, python, command, isStepDef, type StepDef, type StepConfig, type StepOptions, type StepRunner, type CacheOptions, type StepInput, type StepParsedInput, type StepReturn, type StepOutput } from './step';
-export { isPipeline, type Pipeline, type PipelineMeta, type PipelineParams, type PipelineResult } from './pipeline';
+export { isPipeline, type Pipeline, type AnyPipeline, type PipelineMeta, type PipelineParams, type PipelineResult } from './pipeline';
 export { ArtifactRef, Producer, isArtifactRef } from './artifact-ref';
 export { KaonError, ErrorCode, parseOrThrow, describeZodIssues, type KaonErrorInit } from './errors';
 export { toMs, type Duration } from './duration';

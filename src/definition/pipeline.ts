@@ -15,9 +15,13 @@ export type Pipeline<P extends z.ZodType = z.ZodType, R = unknown> = ((params: z
   readonly kaon: PipelineMeta<P>;
 };
 
-export type PipelineParams<T extends Pipeline> = T extends Pipeline<infer P, unknown> ? z.input<P> : never;
-export type PipelineResult<T extends Pipeline> = T extends Pipeline<z.ZodType, infer R> ? R : never;
+/** Any pipeline, whatever its params and result (function parameters are contravariant, hence `any`). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyPipeline = Pipeline<any, any>;
 
-export function isPipeline(v: unknown): v is Pipeline {
+export type PipelineParams<T extends AnyPipeline> = T extends { kaon: PipelineMeta<infer P> } ? z.input<P> : never;
+export type PipelineResult<T extends AnyPipeline> = T extends (params: never) => Promise<infer R> ? R : never;
+
+export function isPipeline(v: unknown): v is AnyPipeline {
   return typeof v === 'function' && typeof (v as { kaon?: { name?: unknown } }).kaon?.name === 'string';
 }

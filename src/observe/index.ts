@@ -3,6 +3,19 @@
  *
  * @example
  * const state = await run.progress();
- * process.stdout.write(renderMarkdown(state, Date.now()));
+ * process.stdout.write(renderMarkdown(state, Date.now()));   // Web UI details
+ * process.stdout.write(renderBars(state, Date.now(), 80));     // a terminal
  */
 export { renderMarkdown, countByStatus, isTerminal, type RunState, type StepState, type StepStatus, type RunStatus, type FailedItem } from './run-state';
+export {
+  renderTable,
+  renderBars,
+  renderPlain,
+  renderHeader,
+  diffLines,
+  formatDuration,
+  formatClock,
+  stripAnsi,
+  STATUS_ICON,
+  type BarsOptions,
+} from './terminal';

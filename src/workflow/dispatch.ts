@@ -1,13 +1,13 @@
 import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import { ErrorCode } from '../definition/errors';
-import { isPipeline, type Pipeline } from '../definition/pipeline';
+import { isPipeline, type AnyPipeline } from '../definition/pipeline';
 
 /**
  * A default-export workflow that runs the pipeline whose name is the workflow type. Lets pipeline names be
  * kebab-case ('retrain-recommender') while modules export camelCase identifiers.
  */
 export function pipelineDispatcher(mod: Record<string, unknown>): (...args: unknown[]) => Promise<unknown> {
-  const byName = new Map<string, Pipeline>();
+  const byName = new Map<string, AnyPipeline>();
   for (const v of Object.values(mod)) if (isPipeline(v)) byName.set(v.kaon.name, v);
   return async function kaonDispatch(...args: unknown[]): Promise<unknown> {
     const type = workflowInfo().workflowType;

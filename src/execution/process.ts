@@ -1,0 +1,450 @@
+/**
+ * Run a step's program as a child process: argv only (never a shell), its own process group, streamed logs with a
+ * bounded tail, a JSON-lines protocol on fd 3, and failures classified for Temporal's retry policy.
+ *
+ * Exit code contract (what a step program promises Kaon):
+ *   0                 success; the output is the last `{"type":"output"}` protocol line (if any).
+ *   65 (EX_DATAERR)   bad input: the step's input can never succeed → non-retryable KaonError (badInput).
+ *   any other code    failure → retryable KaonError (processFailed); Temporal retries per the step's policy.
+ *   killed by signal  (not by Kaon) e.g. the OOM killer → retryable, like other failures.
+ * Kaon's own decisions: timeout → retryable KaonError (timeout); cancellation → the AbortSignal's reason is
+ * rethrown (in an activity it is Temporal's CancelledFailure); a program that cannot start (ENOENT, EACCES) or
+ * writes malformed protocol lines → non-retryable KaonError (processFailed): retrying the same bytes cannot help.
+ *
+ * Protocol (one JSON object per line on fd $KAON_PROTOCOL_FD, so user prints never collide with it):
+ *   {"type":"progress","fraction":0.4,"message":"epoch 4/10"}
+ *   {"type":"output","value":{...}}                       (at most once)
+ *   {"type":"artifact","path":"model.pkl","name":"model","mediaType":"application/octet-stream"}
+ *   {"type":"log","level":"info","message":"..."}
+ */
+import { spawn } from 'node:child_process';
+import { z } from 'zod';
+import { ErrorCode, KaonError } from '../definition/errors';
+import type { StepLogger } from './implement';
+
+/** The exit code a step program uses to say "my input is bad; do not retry" (sysexits.h EX_DATAERR). */
+export const EXIT_BAD_INPUT = 65;
+/** The fd the child writes protocol lines to; also passed as $KAON_PROTOCOL_FD. */
+export const PROTOCOL_FD = 3;
+
+const ProgressMessage = z.object({
+  type: z.literal('progress'),
+  fraction: z.number().min(0).max(1).nullable().optional(),
+  message: z.string().optional(),
+});
+const OutputMessage = z.object({ type: z.literal('output'), value: z.unknown() });
+const ArtifactMessage = z.object({
+  type: z.literal('artifact'),
+  path: z.string().min(1),
+  name: z.string().min(1).optional(),
+  mediaType: z.string().min(1).optional(),
+});
+const LogMessage = z.object({
+  type: z.literal('log'),
+  level: z.enum(['debug', 'info', 'warn', 'warning', 'error']).default('info'),
+  message: z.string(),
+});
+export const ProtocolMessage = z.discriminatedUnion('type', [ProgressMessage, OutputMessage, ArtifactMessage, LogMessage]);
+export type ProtocolMessage = z.infer<typeof ProtocolMessage>;
+export type ArtifactMessage = z.infer<typeof ArtifactMessage>;
+
+export interface TailLine {
+  stream: 'stdout' | 'stderr';
+  line: string;
+}
+
+export interface RunProcessOptions {
+  /** Program and arguments, passed to execve as-is: no shell, no globbing, no `$VAR` expansion. */
+  argv: readonly string[];
+  /** The child's complete environment. Default: the worker's own. */
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Kill the process group and fail with a retryable timeout after this many ms. */
+  timeoutMs?: number;
+  /** Abort → kill the process group, then rethrow `signal.reason`. */
+  signal?: AbortSignal;
+  /** SIGTERM → SIGKILL grace period for the process group. Default 5000 ms. */
+  killGraceMs?: number;
+  /** Receives each stdout/stderr line (info) and protocol `log` lines (their level). */
+  log?: StepLogger;
+  /** Called for each protocol progress line. */
+  onProgress?: (fraction: number | undefined, message: string | undefined) => void;
+  /** Called after each stdout/stderr line is added to the tail (for heartbeats carrying the tail). */
+  onLine?: (line: TailLine) => void;
+  /** How the program is named in error messages, e.g. `step "train" (train[US])`. */
+  label?: string;
+  /** Bounds of the kept tail. Default 50 lines / 16 KiB. */
+  tailLines?: number;
+  tailBytes?: number;
+}
+
+export interface ProcessResult {
+  /** The value of the `output` protocol line; `hasOutput` tells "no line" from an explicit null. */
+  output: unknown;
+  hasOutput: boolean;
+  artifacts: ArtifactMessage[];
+  /** The last stdout/stderr lines, oldest first. */
+  tail: TailLine[];
+  durationMs: number;
+  /** Bytes and lines seen on stdout + stderr (the logs themselves are never kept whole). */
+  logBytes: number;
+  logLines: number;
+}
+
+/** Longest stdout/stderr line kept; the rest of a longer line is counted and dropped. */
+const MAX_LOG_LINE = 8 * 1024;
+/** Longest protocol line (an output value beyond 256 KiB is refused later anyway). */
+const MAX_PROTOCOL_LINE = 1024 * 1024;
+/** Lines of the tail quoted in failure messages. */
+const MESSAGE_TAIL_LINES = 20;
+const MESSAGE_TAIL_BYTES = 4 * 1024;
+
+/** Process groups still alive, killed if the worker itself exits, so no step outlives its worker. */
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+function trackGroup(pid: number): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const g of liveGroups) killGroup(g, 'SIGKILL');
+    });
+  }
+  liveGroups.add(pid);
+}
+
+function killGroup(pgid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, sig);
+    return true;
+  } catch {
+    return false; // ESRCH: the group is gone
+  }
+}
+
+function groupAlive(pgid: number): boolean {
+  return killGroup(pgid, 0 as unknown as NodeJS.Signals);
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * SIGTERM the group, wait until it is empty or the grace period ends, then SIGKILL it. Resolves once the group is
+ * gone (grandchildren that ignore SIGTERM included).
+ */
+export async function terminateGroup(pgid: number, graceMs = 5000): Promise<void> {
+  if (!killGroup(pgid, 'SIGTERM')) return;
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    await sleep(25);
+    if (!groupAlive(pgid)) return;
+  }
+  killGroup(pgid, 'SIGKILL');
+  for (let i = 0; i < 200 && groupAlive(pgid); i++) await sleep(10);
+}
+
+/** Splits a byte stream into lines without ever holding more than `max` bytes of one line. */
+class LineSplitter {
+  private parts: Buffer[] = [];
+  private held = 0;
+  private dropped = 0;
+
+  constructor(
+    private readonly max: number,
+    private readonly emit: (line: string, droppedBytes: number) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, start);
+      const end = nl === -1 ? chunk.length : nl;
+      this.keep(chunk.subarray(start, end));
+      if (nl === -1) return;
+      this.flush();
+      start = nl + 1;
+    }
+  }
+
+  end(): void {
+    if (this.held > 0 || this.dropped > 0) this.flush();
+  }
+
+  private keep(bytes: Buffer): void {
+    const room = this.max - this.held;
+    if (bytes.length <= room) {
+      if (bytes.length) this.parts.push(Buffer.from(bytes)); // copy: do not pin the whole chunk
+      this.held += bytes.length;
+    } else {
+      if (room > 0) this.parts.push(Buffer.from(bytes.subarray(0, room)));
+      this.held += Math.max(room, 0);
+      this.dropped += bytes.length - Math.max(room, 0);
+    }
+  }
+
+  private flush(): void {
+    let line = Buffer.concat(this.parts, this.held).toString('utf8');
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    const dropped = this.dropped;
+    this.parts = [];
+    this.held = 0;
+    this.dropped = 0;
+    this.emit(line, dropped);
+  }
+}
+
+/** The last N lines / B bytes of a stream of lines. */
+export class Tail {
+  private lines: TailLine[] = [];
+  private bytes = 0;
+  constructor(
+    private readonly maxLines = 50,
+    private readonly maxBytes = 16 * 1024,
+  ) {}
+
+  add(l: TailLine): void {
+    const line = l.line.length > this.maxBytes ? `${l.line.slice(0, this.maxBytes)}…` : l.line;
+    this.lines.push({ stream: l.stream, line });
+    this.bytes += Buffer.byteLength(line);
+    while (this.lines.length > this.maxLines || (this.bytes > this.maxBytes && this.lines.length > 1)) {
+      this.bytes -= Buffer.byteLength(this.lines.shift()!.line);
+    }
+  }
+
+  get(): TailLine[] {
+    return [...this.lines];
+  }
+
+  /** Bytes held (for tests and metrics). */
+  get size(): number {
+    return this.bytes;
+  }
+}
+
+/** The last lines of a tail as text for an error message. */
+export function formatTail(tail: readonly TailLine[], maxLines = MESSAGE_TAIL_LINES, maxBytes = MESSAGE_TAIL_BYTES): string {
+  const picked: string[] = [];
+  let bytes = 0;
+  for (let i = tail.length - 1; i >= 0 && picked.length < maxLines; i--) {
+    const line = tail[i]!.line;
+    bytes += Buffer.byteLength(line) + 1;
+    if (bytes > maxBytes && picked.length > 0) break;
+    picked.unshift(line);
+  }
+  return picked.join('\n');
+}
+
+function truncate(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}
+
+function signalError(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  if (r instanceof Error) return r;
+  const e = new Error(typeof r === 'string' ? r : 'the step was cancelled');
+  e.name = 'AbortError';
+  return e;
+}
+
+/**
+ * Run one program to completion. Resolves with its protocol output on exit 0; otherwise throws a KaonError
+ * classified by the exit code contract above (or rethrows the abort reason on cancellation).
+ */
+export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult> {
+  const label = opts.label ?? `program ${JSON.stringify(opts.argv[0])}`;
+  if (opts.argv.length === 0 || !opts.argv[0]) {
+    throw new KaonError({ code: ErrorCode.invalidDefinition, what: `${label} has an empty argv`, fix: 'pass the program as the first element, e.g. command(["Rscript", "train.R"])' });
+  }
+  if (opts.signal?.aborted) throw signalError(opts.signal);
+  const started = Date.now();
+  const tail = new Tail(opts.tailLines, opts.tailBytes);
+  const graceMs = opts.killGraceMs ?? 5000;
+  const log = opts.log;
+  const malformed: string[] = [];
+  const artifacts: ArtifactMessage[] = [];
+  let output: unknown;
+  let hasOutput = false;
+  let logBytes = 0;
+  let logLines = 0;
+
+  const child = spawn(opts.argv[0], opts.argv.slice(1), {
+    cwd: opts.cwd,
+    env: { ...(opts.env ?? process.env), KAON_PROTOCOL_FD: String(PROTOCOL_FD) },
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    detached: true, // own process group: one kill reaches grandchildren too
+    shell: false,
+    windowsHide: true,
+  });
+
+  const spawned = new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  try {
+    await spawned;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const notFound = e.code === 'ENOENT';
+    throw new KaonError({
+      code: ErrorCode.processFailed,
+      what: `${label} could not start: ${notFound ? `${opts.argv[0]} was not found${opts.cwd ? ` (cwd ${opts.cwd})` : ''}` : e.message}`,
+      fix: notFound
+        ? 'check argv[0]: a bare name is looked up on PATH, a relative path is resolved against the project root; install the program on the worker'
+        : 'check that argv[0] is an executable file (chmod +x) and the worker may run it',
+      retryable: false,
+      cause: err,
+    });
+  }
+  const pgid = child.pid!;
+  trackGroup(pgid);
+  child.on('error', () => undefined); // e.g. a failed kill(); the exit event still decides
+
+  const onStd = (stream: 'stdout' | 'stderr', line: string, dropped: number) => {
+    logLines++;
+    const text = dropped ? `${line}… [${dropped} more bytes of this line dropped]` : line;
+    const entry = { stream, line: text };
+    tail.add(entry);
+    log?.info(text, { stream });
+    opts.onLine?.(entry);
+  };
+  const stdout = new LineSplitter(MAX_LOG_LINE, (l, d) => onStd('stdout', l, d));
+  const stderr = new LineSplitter(MAX_LOG_LINE, (l, d) => onStd('stderr', l, d));
+  const protocol = new LineSplitter(MAX_PROTOCOL_LINE, (line, dropped) => {
+    if (!line.trim() && !dropped) return;
+    if (dropped) {
+      malformed.push(`a protocol line over ${MAX_PROTOCOL_LINE / 1024} KiB: ${truncate(line, 120)}`);
+      return;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(line);
+    } catch (err) {
+      malformed.push(`${truncate(line, 200)} (not JSON: ${(err as Error).message})`);
+      return;
+    }
+    const parsed = ProtocolMessage.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      malformed.push(`${truncate(line, 200)} (${issue ? `${issue.path.join('.') || 'type'}: ${issue.message}` : 'invalid'})`);
+      return;
+    }
+    const msg = parsed.data;
+    switch (msg.type) {
+      case 'progress':
+        opts.onProgress?.(msg.fraction ?? undefined, msg.message);
+        break;
+      case 'output':
+        if (hasOutput) malformed.push(`${truncate(line, 200)} (a second output line; a step writes its output exactly once)`);
+        output = msg.value;
+        hasOutput = true;
+        break;
+      case 'artifact':
+        artifacts.push(msg);
+        break;
+      case 'log': {
+        const level = msg.level === 'warning' ? 'warn' : msg.level;
+        log?.[level](msg.message, { stream: 'protocol' });
+        break;
+      }
+    }
+  });
+
+  const streamsClosed = Promise.all(
+    [
+      [child.stdout!, stdout],
+      [child.stderr!, stderr],
+      [child.stdio[PROTOCOL_FD] as NodeJS.ReadableStream, protocol],
+    ].map(
+      ([s, splitter]) =>
+        new Promise<void>((resolve) => {
+          const stream = s as NodeJS.ReadableStream;
+          const split = splitter as LineSplitter;
+          stream.on('data', (c: Buffer) => {
+            if (split !== protocol) logBytes += c.length;
+            split.push(c);
+          });
+          stream.on('error', () => undefined);
+          stream.on('close', () => {
+            split.end();
+            resolve();
+          });
+        }),
+    ),
+  );
+
+  let stoppedBy: 'timeout' | 'abort' | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = (why: 'timeout' | 'abort') => {
+    if (stoppedBy) return;
+    stoppedBy = why;
+    stopping = terminateGroup(pgid, graceMs);
+  };
+  const timer = opts.timeoutMs !== undefined ? setTimeout(() => stop('timeout'), opts.timeoutMs) : undefined;
+  const onAbort = () => stop('abort');
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  if (opts.signal?.aborted) onAbort();
+
+  const exit = await exited;
+  if (timer) clearTimeout(timer);
+  opts.signal?.removeEventListener('abort', onAbort);
+  // The leader is gone; whatever it left in its group (background jobs, daemons) goes too.
+  if (stopping) await stopping;
+  else if (groupAlive(pgid)) await terminateGroup(pgid, Math.min(graceMs, 1000));
+  liveGroups.delete(pgid);
+  // A grandchild that escaped the group (setsid) could hold the pipes open; do not wait for it forever.
+  const drained = await Promise.race([streamsClosed.then(() => true), sleep(2000).then(() => false)]);
+  if (!drained) for (const s of child.stdio) s?.destroy();
+
+  const durationMs = Date.now() - started;
+  const lastLines = formatTail(tail.get());
+  const tailText = lastLines ? `; last output:\n${lastLines}` : '; it printed nothing';
+  const details = { exitCode: exit.code, signal: exit.signal, tail: tail.get().map((l) => l.line), durationMs };
+
+  if (stoppedBy === 'abort' && opts.signal) throw signalError(opts.signal);
+  if (stoppedBy === 'timeout') {
+    throw new KaonError({
+      code: ErrorCode.timeout,
+      what: `${label} timed out after ${opts.timeoutMs} ms and was killed${tailText}`,
+      fix: 'raise the step timeout, or make the program faster (report progress to see where it spends time)',
+      retryable: true,
+      details,
+    });
+  }
+  const malformedNote = malformed.length
+    ? `${malformed.length} malformed protocol line(s) on fd ${PROTOCOL_FD}, the first: ${malformed[0]}`
+    : '';
+  if (exit.code === 0) {
+    if (malformed.length) {
+      throw new KaonError({
+        code: ErrorCode.processFailed,
+        what: `${label} exited 0 but wrote ${malformedNote}`,
+        fix: `write one JSON object per line to fd $KAON_PROTOCOL_FD (types: progress, output, artifact, log) — use kaon_step.py's helpers rather than writing to fd ${PROTOCOL_FD} directly`,
+        retryable: false,
+        details: { ...details, malformed },
+      });
+    }
+    return { output, hasOutput, artifacts, tail: tail.get(), durationMs, logBytes, logLines };
+  }
+  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+  const extra = malformedNote ? `; it also wrote ${malformedNote}` : '';
+  if (exit.code === EXIT_BAD_INPUT) {
+    throw new KaonError({
+      code: ErrorCode.badInput,
+      what: `${label} rejected its input (exit ${EXIT_BAD_INPUT})${extra}${tailText}`,
+      fix: 'correct the input named in the message above; this failure is not retried',
+      retryable: false,
+      details,
+    });
+  }
+  throw new KaonError({
+    code: ErrorCode.processFailed,
+    what: `${label} ${how}${extra}${tailText}`,
+    fix: exit.signal === 'SIGKILL'
+      ? 'SIGKILL from outside Kaon is often the out-of-memory killer: give the worker more memory or process the data in chunks'
+      : `see the last lines above; exit ${EXIT_BAD_INPUT} marks bad input (not retried), any other non-zero code is retried by the step's retry policy`,
+    retryable: true,
+    details,
+  });
+}
