@@ -1,0 +1,27 @@
+// Replay tests: a history recorded from a real run of the demo replays without a determinism error against
+// today's code; a reordered copy of the pipeline fails replay. Catches non-deterministic changes before deploy.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { bundlePipelines } from '../../src/runtime/bundle';
+import { ROOT } from '../support/temporal';
+
+const history = historyFromJSON(JSON.parse(readFileSync(path.join(ROOT, 'test/fixtures/histories/ml-demo.json'), 'utf8')));
+
+test('the recorded ml-demo history replays against the current pipeline', async () => {
+  assert.ok((history.events?.length ?? 0) > 20, 'a real history with the steps in it');
+  const workflowBundle = await bundlePipelines(path.join(ROOT, 'workflows/index.ts'));
+  await Worker.runReplayHistory({ workflowBundle, replayName: 'ml-demo' }, history, 'ml-demo-recorded');
+});
+
+test('a reordered copy of the pipeline fails replay with a determinism error', async () => {
+  const workflowBundle = await bundlePipelines(path.join(ROOT, 'test/fixtures/replay/reordered.ts'));
+  await assert.rejects(
+    Worker.runReplayHistory({ workflowBundle, replayName: 'ml-demo-reordered' }, history, 'ml-demo-recorded'),
+    (err: unknown) => err instanceof DeterminismViolationError,
+  );
+});
