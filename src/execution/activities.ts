@@ -59,12 +59,12 @@ function collect(deps: StepActivityDeps): Map<string, Runnable> {
 function failure(err: unknown, details: StepFailureDetails): unknown {
   if (err instanceof CancelledFailure) return err;
   if (err instanceof KaonError) {
-    const extra = (err.details as { issues?: string[] } | undefined)?.issues;
+    const extra = err.details as { issues?: string[]; tail?: string[] } | undefined;
     return ApplicationFailure.create({
       type: err.code,
       message: err.message,
       nonRetryable: !err.retryable,
-      details: [{ ...details, ...(extra ? { issues: extra } : {}) }],
+      details: [{ ...details, ...(extra?.issues ? { issues: extra.issues } : {}), ...(Array.isArray(extra?.tail) ? { logTail: extra.tail } : {}) }],
     });
   }
   if (err instanceof ApplicationFailure) {

@@ -6,6 +6,22 @@
  *   ctx.progress(0.5, 'fitting');
  *   return { accuracy: 0.9 };
  * });
+ *
+ * // Steps in any language: python()/command() contracts run through the runner executors.
+ * const worker = await createKaonWorker({ ..., executors: createRunnerExecutors({ artifacts }) });
  */
 export { implementStep, isStepImpl, type StepContext, type StepFn, type StepImpl, type StepLogger } from './implement';
 export { createStepActivities, MAX_OUTPUT_BYTES, type RunnerExecutor, type StepActivity, type StepActivityDeps } from './activities';
+export {
+  runProcess,
+  terminateGroup,
+  formatTail,
+  EXIT_BAD_INPUT,
+  PROTOCOL_FD,
+  ProtocolMessage,
+  type RunProcessOptions,
+  type ProcessResult,
+  type TailLine,
+} from './process';
+export { ensurePythonEnv, pythonEnvKey, type PythonEnvOptions } from './python-env';
+export { createRunnerExecutors, findArtifactRefs, KAON_PYTHON_HELPERS, type ArtifactIO, type RunnerDeps } from './runners';

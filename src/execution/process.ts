@@ -18,6 +18,7 @@
  *   {"type":"log","level":"info","message":"..."}
  */
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ErrorCode, KaonError } from '../definition/errors';
 import type { StepLogger } from './implement';
@@ -121,8 +122,31 @@ function killGroup(pgid: number, sig: NodeJS.Signals): boolean {
   }
 }
 
+/**
+ * Whether any live (non-zombie) process is left in the group. kill(-pgid, 0) alone also answers yes for zombies
+ * an init process has not reaped yet (slow reapers are common in containers), so on Linux look at /proc.
+ */
 function groupAlive(pgid: number): boolean {
-  return killGroup(pgid, 0 as unknown as NodeJS.Signals);
+  if (!killGroup(pgid, 0 as unknown as NodeJS.Signals)) return false;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return true;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // "pid (comm) state ppid pgrp …" — comm may contain spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
+  }
+  return false;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -314,7 +338,7 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   const protocol = new LineSplitter(MAX_PROTOCOL_LINE, (line, dropped) => {
     if (!line.trim() && !dropped) return;
     if (dropped) {
-      malformed.push(`a protocol line over ${MAX_PROTOCOL_LINE / 1024} KiB: ${truncate(line, 120)}`);
+      malformed.push(`a protocol line over ${MAX_PROTOCOL_LINE / 1024} KiB (${truncate(line, 120)}); data this large belongs in an artifact: save_artifact() or $KAON_OUTPUT_DIR`);
       return;
     }
     let json: unknown;

@@ -1,0 +1,126 @@
+"""Kaon step helper for Python scripts run by python() / command() steps. Dependency-free.
+
+    import kaon_step as k
+    p = k.inputs()                       # the step's validated input
+    k.progress(0.5, "fitting")
+    model = k.save_artifact("model.pkl", name="model")
+    k.output({"model": model, "accuracy": 0.93})
+
+Messages go to a dedicated pipe ($KAON_PROTOCOL_FD) as JSON lines, so print() and logging never collide with
+them. Exit code 65 (see bad_input) means "bad input, do not retry"; any other non-zero exit is retried.
+"""
+
+import json
+import os
+import sys
+import threading
+
+BAD_INPUT_EXIT_CODE = 65
+
+_lock = threading.Lock()
+_stream = None
+_inputs = None
+_output_written = False
+
+
+def _channel():
+    global _stream
+    if _stream is None:
+        fd = os.environ.get("KAON_PROTOCOL_FD")
+        if fd is None:
+            return None  # not run by Kaon: messages go to stderr (see _send)
+        _stream = os.fdopen(int(fd), "w", encoding="utf-8", closefd=False)
+    return _stream
+
+
+def _send(message):
+    # allow_nan=False: NaN/Infinity are not JSON; fail here, with a Python traceback, not in the worker.
+    line = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
+    with _lock:
+        stream = _channel()
+        if stream is None:
+            sys.stderr.write("kaon: " + line)
+            sys.stderr.flush()
+            return
+        stream.write(line)
+        stream.flush()
+
+
+def inputs():
+    """The step's input (validated by Kaon against the step's schema), loaded from $KAON_INPUT."""
+    global _inputs
+    if _inputs is None:
+        path = os.environ.get("KAON_INPUT")
+        if not path:
+            raise RuntimeError("KAON_INPUT is not set: run this script as a Kaon step, or set KAON_INPUT=input.json to try it by hand")
+        with open(path, encoding="utf-8") as f:
+            _inputs = json.load(f)
+    return _inputs
+
+
+def input_paths():
+    """Local file paths of the input's artifacts, by field path: {"features": "/tmp/...", "models[0]": ...}."""
+    return json.loads(os.environ.get("KAON_INPUT_PATHS") or "{}")
+
+
+def input_path(field):
+    """Local file path of the artifact input at `field` (e.g. "features" or "models[0]")."""
+    paths = input_paths()
+    if field not in paths:
+        known = ", ".join(sorted(paths)) or "none"
+        raise KeyError("no artifact input at %r (artifact inputs: %s)" % (field, known))
+    return paths[field]
+
+
+def output_dir():
+    """A folder whose files become artifacts of this step when it succeeds."""
+    return os.environ.get("KAON_OUTPUT_DIR") or os.getcwd()
+
+
+def progress(fraction, message=""):
+    """Report progress (fraction in [0, 1], or None); Kaon heartbeats it to Temporal."""
+    if fraction is not None:
+        fraction = float(fraction)
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError("progress fraction must be between 0 and 1, got %r" % fraction)
+    msg = {"type": "progress", "fraction": fraction}
+    if message:
+        msg["message"] = str(message)
+    _send(msg)
+
+
+def log(message, level="info"):
+    """A log line at a level (debug, info, warn, error), kept apart from stdout."""
+    if level not in ("debug", "info", "warn", "warning", "error"):
+        raise ValueError("log level must be debug, info, warn or error, got %r" % level)
+    _send({"type": "log", "level": level, "message": str(message)})
+
+
+def save_artifact(path, name=None, media_type=None):
+    """Keep the file at `path` as an artifact; returns a placeholder to put in output(), replaced by its ArtifactRef."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError("save_artifact: no file at %s" % path)
+    name = name or os.path.basename(path)
+    msg = {"type": "artifact", "path": path, "name": name}
+    if media_type:
+        msg["mediaType"] = media_type
+    _send(msg)
+    return {"$artifact": name}
+
+
+def output(value):
+    """The step's result (JSON-serialisable). Call exactly once."""
+    global _output_written
+    if _output_written:
+        raise RuntimeError("kaon_step.output() was already called; a step has exactly one output")
+    _send({"type": "output", "value": value})
+    _output_written = True
+
+
+def bad_input(message):
+    """Stop with exit code 65: the input is wrong and retrying cannot help. `message` should name the field."""
+    sys.stdout.flush()
+    sys.stderr.write("bad input: %s\n" % message)
+    sys.stderr.flush()
+    sys.exit(BAD_INPUT_EXIT_CODE)

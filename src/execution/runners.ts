@@ -1,0 +1,363 @@
+/**
+ * Executors for steps whose contract carries a `run` descriptor: `command(argv)` (any program — R, shell, binaries)
+ * and `python(script, { requirements, args })`. Each attempt gets a private work dir:
+ *   $KAON_INPUT        the validated input as JSON
+ *   $KAON_INPUT_PATHS  JSON map field path → local file of each artifact input ("features", "models[0]")
+ *   $KAON_OUTPUT_DIR   files left here become artifacts of the step
+ *   $KAON_PROTOCOL_FD  the protocol pipe (see process.ts), wrapped by python/kaon_step.py
+ * Relative script paths and argv[0] with a slash resolve against the project root, which is also the default cwd.
+ */
+import { realpathSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { ArtifactRef, Producer } from '../definition/artifact-ref';
+import { isArtifactRef } from '../definition/artifact-ref';
+import { toMs } from '../definition/duration';
+import { ErrorCode, fieldPath, KaonError } from '../definition/errors';
+import type { StepDef, StepRunner } from '../definition/step';
+import { KAON_PACKAGE_ROOT, projectRoot } from '../runtime/paths';
+import type { RunnerExecutor } from './activities';
+import type { StepContext, StepLogger } from './implement';
+import { runProcess, type ArtifactMessage, type TailLine } from './process';
+import { ensurePythonEnv, type PythonEnvOptions } from './python-env';
+
+/** The folder holding kaon_step.py; put on PYTHONPATH of every step process. */
+export const KAON_PYTHON_HELPERS = path.join(KAON_PACKAGE_ROOT, 'python');
+
+/** What an executor needs from the artifact store (src/data adapts its store to this). */
+export interface ArtifactIO {
+  /** Make the artifact a local file inside `dir` (download or link) and return its path. */
+  materialise(ref: ArtifactRef, dir: string): Promise<string>;
+  /** Store a file the step produced; `inputs` are the step's input artifacts (lineage). */
+  save(file: { path: string; name: string; mediaType?: string }, inputs: ArtifactRef[], producer: Producer): Promise<ArtifactRef>;
+}
+
+export interface RunnerDeps {
+  /** Without it, steps with artifact inputs or outputs fail with a clear error. */
+  artifacts?: ArtifactIO;
+  /** Where python() environments are built and which interpreter they use. */
+  pythonEnv?: Omit<PythonEnvOptions, 'signal'>;
+  /** Receives the programs' stdout/stderr lines. Default: the step's logger (ctx.log). */
+  log?: StepLogger;
+  /** Project root for relative paths. Default: projectRoot() (nearest package.json upwards from cwd). */
+  root?: string;
+  /** SIGTERM → SIGKILL grace on cancellation or timeout. Default 5000 ms. */
+  killGraceMs?: number;
+  /** Parent of the per-attempt work dirs. Default os.tmpdir(). */
+  workDir?: string;
+  /** Keep work dirs after the attempt (debugging). Default $KAON_KEEP_WORKDIR === '1'. */
+  keepWorkDir?: boolean;
+  /** How often a changed log tail is re-heartbeated. Default 2000 ms. */
+  tailHeartbeatMs?: number;
+}
+
+type Kind = StepRunner['kind'];
+
+interface Launch {
+  argv: string[];
+  env?: Record<string, string>;
+  cwd: string;
+  label: string;
+}
+
+const MEDIA_TYPES: Record<string, string> = {
+  '.json': 'application/json',
+  '.jsonl': 'application/x-ndjson',
+  '.csv': 'text/csv',
+  '.tsv': 'text/tab-separated-values',
+  '.txt': 'text/plain',
+  '.md': 'text/markdown',
+  '.html': 'text/html',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.svg': 'image/svg+xml',
+  '.parquet': 'application/vnd.apache.parquet',
+  '.npy': 'application/octet-stream',
+  '.pkl': 'application/octet-stream',
+};
+
+function mediaTypeOf(file: string): string | undefined {
+  return MEDIA_TYPES[path.extname(file).toLowerCase()];
+}
+
+/** Every ArtifactRef in a value, with its field path ("features", "models[0]", "a.b"). */
+export function findArtifactRefs(value: unknown, at: PropertyKey[] = []): { field: string; ref: ArtifactRef }[] {
+  if (isArtifactRef(value)) return [{ field: fieldPath(at), ref: value }];
+  if (Array.isArray(value)) return value.flatMap((v, i) => findArtifactRefs(v, [...at, i]));
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).flatMap(([k, v]) => findArtifactRefs(v, [...at, k]));
+  }
+  return [];
+}
+
+function isPlaceholder(v: unknown): v is { $artifact: string } {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const keys = Object.keys(v);
+  return keys.length === 1 && keys[0] === '$artifact' && typeof (v as { $artifact: unknown }).$artifact === 'string';
+}
+
+function replacePlaceholders(value: unknown, refs: Map<string, ArtifactRef>, missing: string[]): unknown {
+  if (isPlaceholder(value)) {
+    const ref = refs.get(value.$artifact);
+    if (!ref) missing.push(value.$artifact);
+    return ref ?? value;
+  }
+  if (Array.isArray(value)) return value.map((v) => replacePlaceholders(v, refs, missing));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, replacePlaceholders(v, refs, missing)]));
+  }
+  return value;
+}
+
+async function listFiles(dir: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(path.join(dir, rel), { withFileTypes: true })) {
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await listFiles(dir, r)));
+    else if (e.isFile()) out.push(r);
+  }
+  return out.sort();
+}
+
+function real(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}
+
+function noStore(where: string, what: string): KaonError {
+  return new KaonError({
+    code: ErrorCode.config,
+    what: `${what}, but this worker has no artifact store`,
+    where,
+    fix: 'create the executors with one: createRunnerExecutors({ artifacts }) (createKaonWorker does this when an artifact store is configured)',
+    retryable: false,
+  });
+}
+
+function abortError(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  if (r instanceof Error) return r;
+  const e = new Error('the step was cancelled');
+  e.name = 'AbortError';
+  return e;
+}
+
+/** Resolve `p` unless the signal aborts first (a shared build keeps going for the other steps waiting on it). */
+function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** Build the executors for `command()` ('process') and `python()` steps. Pass them to createKaonWorker. */
+export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, RunnerExecutor> {
+  const root = () => deps.root ?? projectRoot();
+
+  async function execute(def: StepDef, input: unknown, ctx: StepContext, launch: (work: string) => Promise<Launch>): Promise<unknown> {
+    const where = `step "${def.name}" (key ${ctx.key})`;
+    const inputRefs = findArtifactRefs(input);
+    if (inputRefs.length && !deps.artifacts) {
+      throw noStore(where, `the input has artifacts at ${inputRefs.map((r) => r.field).join(', ')}`);
+    }
+    const work = await mkdtemp(path.join(deps.workDir ?? os.tmpdir(), `kaon-${def.name.slice(0, 40)}-`));
+    const tailTimer: { t?: NodeJS.Timeout } = {};
+    try {
+      const inDir = path.join(work, 'inputs');
+      const outDir = path.join(work, 'output');
+      await mkdir(inDir);
+      await mkdir(outDir);
+      const inputFile = path.join(work, 'input.json');
+      await writeFile(inputFile, JSON.stringify(input ?? null));
+
+      const inputPaths: Record<string, string> = {};
+      const bySha = new Map<string, string>();
+      for (const [i, { field, ref }] of inputRefs.entries()) {
+        let local = bySha.get(ref.sha256);
+        if (!local) {
+          const dir = path.join(inDir, String(i));
+          await mkdir(dir);
+          local = await deps.artifacts!.materialise(ref, dir);
+          bySha.set(ref.sha256, local);
+        }
+        inputPaths[field] = local;
+      }
+
+      const l = await launch(work);
+      const log = deps.log ?? ctx.log;
+      const helperPath = [KAON_PYTHON_HELPERS, l.env?.PYTHONPATH ?? process.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        ...l.env,
+        PYTHONPATH: helperPath,
+        PYTHONUNBUFFERED: '1',
+        KAON_INPUT: inputFile,
+        KAON_INPUT_PATHS: JSON.stringify(inputPaths),
+        KAON_OUTPUT_DIR: outDir,
+        KAON_WORK_DIR: work,
+        KAON_STEP: def.name,
+        KAON_STEP_KEY: ctx.key,
+        KAON_PIPELINE: ctx.pipeline,
+        KAON_RUN_ID: ctx.runId,
+        KAON_ATTEMPT: String(ctx.attempt),
+      };
+
+      // Heartbeat details: the last progress plus the last few log lines (kept short: they travel on every beat).
+      let progress: { fraction?: number; message?: string } = {};
+      const recent: string[] = [];
+      let dirty = false;
+      const beat = () => {
+        dirty = false;
+        ctx.heartbeat({ ...progress, tail: [...recent] });
+      };
+      const onLine = (t: TailLine) => {
+        recent.push(t.line.length > 200 ? `${t.line.slice(0, 200)}…` : t.line);
+        if (recent.length > 10) recent.shift();
+        dirty = true;
+      };
+      tailTimer.t = setInterval(() => dirty && beat(), deps.tailHeartbeatMs ?? 2000);
+      tailTimer.t.unref();
+
+      const result = await runProcess({
+        argv: l.argv,
+        env,
+        cwd: l.cwd,
+        signal: ctx.signal,
+        log,
+        label: l.label,
+        onLine,
+        onProgress: (fraction, message) => {
+          progress = { ...(fraction !== undefined ? { fraction } : {}), ...(message ? { message } : {}) };
+          beat();
+        },
+        ...(def.options.timeout !== undefined ? { timeoutMs: toMs(def.options.timeout, where) } : {}),
+        ...(deps.killGraceMs !== undefined ? { killGraceMs: deps.killGraceMs } : {}),
+      });
+
+      const saved = await saveArtifacts(ctx, where, l.cwd, outDir, result.artifacts, inputRefs.map((r) => r.ref));
+      if (!result.hasOutput) {
+        if (def.output.safeParse(undefined).success) return undefined;
+        throw new KaonError({
+          code: ErrorCode.invalidOutput,
+          what: `${l.label} exited 0 without writing an output`,
+          fix: 'end the script with kaon_step.output({...}) (Python) or write {"type":"output","value":...} as one line to fd $KAON_PROTOCOL_FD',
+          retryable: false,
+        });
+      }
+      const missing: string[] = [];
+      const output = replacePlaceholders(result.output, saved, missing);
+      if (missing.length) {
+        throw new KaonError({
+          code: ErrorCode.invalidOutput,
+          what: `the output of ${l.label} refers to artifacts ${missing.map((m) => JSON.stringify(m)).join(', ')} that the step did not save (saved: ${[...saved.keys()].join(', ') || 'none'})`,
+          fix: 'put the value returned by save_artifact() in the output, or write the file into $KAON_OUTPUT_DIR and use {"$artifact": "<its relative path>"}',
+          retryable: false,
+        });
+      }
+      return output;
+    } finally {
+      if (tailTimer.t) clearInterval(tailTimer.t);
+      if (!(deps.keepWorkDir ?? process.env.KAON_KEEP_WORKDIR === '1')) await rm(work, { recursive: true, force: true });
+    }
+  }
+
+  async function saveArtifacts(
+    ctx: StepContext,
+    where: string,
+    cwd: string,
+    outDir: string,
+    declared: ArtifactMessage[],
+    inputs: ArtifactRef[],
+  ): Promise<Map<string, ArtifactRef>> {
+    const files: { path: string; name: string; mediaType?: string }[] = [];
+    const seen = new Set<string>();
+    for (const a of declared) {
+      const p = path.resolve(cwd, a.path);
+      const st = await stat(p).catch(() => undefined);
+      if (!st?.isFile()) {
+        throw new KaonError({ code: ErrorCode.artifactMissing, what: `${where} saved artifact ${JSON.stringify(a.name ?? a.path)} at ${p}, but no file is there`, fix: 'keep the file in place until the script ends (do not write it to a temp dir that is deleted)', retryable: false });
+      }
+      const mediaType = a.mediaType ?? mediaTypeOf(p);
+      files.push({ path: p, name: a.name ?? path.basename(p), ...(mediaType ? { mediaType } : {}) });
+      seen.add(real(p));
+    }
+    for (const rel of await listFiles(outDir)) {
+      const p = path.join(outDir, rel);
+      if (seen.has(real(p))) continue;
+      const mediaType = mediaTypeOf(p);
+      files.push({ path: p, name: rel, ...(mediaType ? { mediaType } : {}) });
+    }
+    const refs = new Map<string, ArtifactRef>();
+    if (files.length === 0) return refs;
+    if (!deps.artifacts) throw noStore(where, `the step produced artifacts ${files.map((f) => JSON.stringify(f.name)).join(', ')}`);
+    const names = new Set<string>();
+    for (const f of files) {
+      if (names.has(f.name)) {
+        throw new KaonError({ code: ErrorCode.artifactName, what: `${where} produced two artifacts named ${JSON.stringify(f.name)}`, fix: 'give each save_artifact() a distinct name=', retryable: false });
+      }
+      names.add(f.name);
+    }
+    const producer: Producer = { pipeline: ctx.pipeline, runId: ctx.runId, step: ctx.key, attempt: ctx.attempt };
+    const unique = [...new Map(inputs.map((r) => [r.sha256, r])).values()];
+    for (const f of files) refs.set(f.name, await deps.artifacts.save(f, unique, producer));
+    return refs;
+  }
+
+  const processExecutor: RunnerExecutor = (def, input, ctx) => {
+    const run = def.run as Extract<StepRunner, { kind: 'process' }>;
+    return execute(def, input, ctx, async () => {
+      const base = root();
+      const [program, ...args] = run.argv;
+      if (!program) {
+        throw new KaonError({ code: ErrorCode.invalidDefinition, what: `step "${def.name}" has an empty command`, fix: "give the program first: command(['Rscript', 'steps/train.R'])" });
+      }
+      // A bare name is looked up on PATH; anything with a slash is a file relative to the project root.
+      const resolved = program.includes('/') ? path.resolve(base, program) : program;
+      return {
+        argv: [resolved, ...args],
+        ...(run.env ? { env: { ...run.env } } : {}),
+        cwd: run.cwd ? path.resolve(base, run.cwd) : base,
+        label: `step "${def.name}" (key ${ctx.key}, ${path.basename(program)})`,
+      };
+    });
+  };
+
+  const pythonExecutor: RunnerExecutor = (def, input, ctx) => {
+    const run = def.run as Extract<StepRunner, { kind: 'python' }>;
+    return execute(def, input, ctx, async () => {
+      const base = root();
+      const script = path.resolve(base, run.script);
+      const st = await stat(script).catch(() => undefined);
+      if (!st?.isFile()) {
+        throw new KaonError({
+          code: ErrorCode.notFound,
+          what: `the Python script of step "${def.name}" is not at ${script}`,
+          fix: `python('${run.script}') is resolved against the project root (${base}); correct the path or start the worker from the project`,
+          retryable: false,
+        });
+      }
+      const requirements = run.requirements ?? [];
+      if (requirements.length) ctx.heartbeat({ message: 'preparing the Python environment' });
+      // pip's chatter goes to debug; the "building…" and "ready" messages to info.
+      const pipLog: StepLogger = {
+        debug: (m, meta) => ctx.log.debug(m, meta),
+        info: (m, meta) => ctx.log.debug(m, meta),
+        warn: (m, meta) => ctx.log.warn(m, meta),
+        error: (m, meta) => ctx.log.error(m, meta),
+      };
+      const pythonExe = await unlessAborted(
+        ensurePythonEnv(requirements, { say: (m) => ctx.log.info(m), log: pipLog, ...deps.pythonEnv }),
+        ctx.signal,
+      );
+      return { argv: [pythonExe, script, ...(run.args ?? [])], cwd: base, label: `Python step "${def.name}" (key ${ctx.key}, ${run.script})` };
+    });
+  };
+
+  return { process: processExecutor, python: pythonExecutor };
+}

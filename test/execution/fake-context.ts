@@ -1,0 +1,56 @@
+// A StepContext without Temporal: records logs and heartbeats, cancels through an AbortController.
+import { readFileSync } from 'node:fs';
+import type { StepContext, StepLogger } from '../../src/execution';
+
+export interface FakeContext extends StepContext {
+  logs: { level: string; message: string; meta?: Record<string, unknown> }[];
+  heartbeats: unknown[];
+  controller: AbortController;
+}
+
+export function fakeContext(key = 'step[test]'): FakeContext {
+  const logs: FakeContext['logs'] = [];
+  const heartbeats: unknown[] = [];
+  const controller = new AbortController();
+  const at = (level: string) => (message: string, meta?: Record<string, unknown>) => {
+    logs.push({ level, message, ...(meta ? { meta } : {}) });
+  };
+  const log: StepLogger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+  return {
+    key,
+    pipeline: 'test-pipeline',
+    runId: 'run-1',
+    attempt: 1,
+    log,
+    signal: controller.signal,
+    heartbeat: (d?: unknown) => void heartbeats.push(d),
+    progress: (fraction, message) => void heartbeats.push({ fraction, message }),
+    logs,
+    heartbeats,
+    controller,
+  };
+}
+
+/** True while a pid exists (signal 0 probes without killing); a zombie awaiting its reaper counts as dead. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Pids printed as `<label> <pid>` lines. */
+export function pidsFrom(lines: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of lines) {
+    const m = /^(\w+) (\d+)$/.exec(l);
+    if (m) out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
