@@ -5,7 +5,7 @@ import importX from 'eslint-plugin-import-x';
 const nodeBuiltins = ['fs', 'path', 'child_process', 'crypto', 'os', 'http', 'https', 'net', 'stream', 'worker_threads', 'zlib', 'url', 'util', 'events', 'dns', 'tls', 'readline', 'process'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.kaon/**', 'dist/**', 'scratch/**', 'bin/**', '**/*.py'] },
+  { ignores: ['**/node_modules/**', '**/.kaon/**', 'dist/**', 'scratch/**', 'bin/**', '**/*.py'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

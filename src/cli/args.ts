@@ -1,14 +1,14 @@
 // Argument parsing (node:util parseArgs) and usage text, with errors that name the flag and the fix.
 import { parseArgs } from 'node:util';
-import { usageError, type CommandSpec, type OptionValues } from './command';
+import { usageError, type CommandSpec, type OptionSpec, type OptionValues } from './command';
 
-export const HELP_OPTION = { type: 'boolean', short: 'h', description: 'show this help' } as const;
+export const HELP_OPTION: OptionSpec = { type: 'boolean', short: 'h', description: 'show this help' };
 
 export function parseCommandArgs(spec: CommandSpec, argv: readonly string[]): { values: OptionValues; positionals: string[]; help: boolean } {
   const options = Object.fromEntries(
     Object.entries({ ...spec.options, help: HELP_OPTION }).map(([name, o]) => [
       name,
-      { type: o.type, ...(o.short ? { short: o.short } : {}), ...('multiple' in o && o.multiple ? { multiple: true } : {}) },
+      { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) },
     ]),
   );
   let parsed: { values: OptionValues; positionals: string[] };
@@ -59,8 +59,8 @@ export function commandUsage(spec: CommandSpec): string {
   const opts = Object.entries({ ...spec.options, help: HELP_OPTION });
   lines.push('', 'Options:');
   for (const [name, o] of opts) {
-    const short = 'short' in o && o.short ? `-${o.short}, ` : '';
-    const left = `${short}--${name}${o.type === 'string' ? ` <${('value' in o && o.value) || 'value'}>` : ''}`;
+    const short = o.short ? `-${o.short}, ` : '';
+    const left = `${short}--${name}${o.type === 'string' ? ` <${o.value ?? 'value'}>` : ''}`;
     lines.push(`  ${left.padEnd(24)} ${o.description}`);
   }
   if (spec.notes?.length) lines.push('', ...spec.notes);

@@ -6,6 +6,7 @@ export interface Output {
   write(chunk: string): unknown;
   readonly isTTY?: boolean;
   readonly columns?: number;
+  readonly rows?: number;
 }
 
 export interface CliIo {

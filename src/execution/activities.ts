@@ -136,6 +136,12 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         }
         return { output, attempt };
       } catch (err) {
+        // A step that passed ctx.signal on (timers, fetch, child processes) rejects with an AbortError: report
+        // the cancellation itself, with the attempt, so the run ends CANCELLED, not FAILED.
+        if (actx.cancellationSignal.aborted) {
+          const reason: unknown = actx.cancellationSignal.reason;
+          throw new CancelledFailure(reason instanceof Error ? reason.message : 'cancelled', [details]);
+        }
         throw failure(err, details);
       } finally {
         clearInterval(timer);

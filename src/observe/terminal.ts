@@ -35,7 +35,6 @@ export function formatClock(at: number | Date): string {
 
 /** Strip ANSI escape sequences (for width maths and tests). */
 export function stripAnsi(s: string): string {
-  // eslint-disable-next-line no-control-regex -- matching ESC is the point
   return s.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '');
 }
 
@@ -169,7 +168,7 @@ export function renderBars(state: RunState, now: number, width: number, opts: Ba
   const w = Math.max(20, width);
   const { shown, hidden } = visibleSteps(state.steps, Math.max(1, opts.maxRows ?? 30));
   const keyW = Math.min(Math.max(8, ...shown.map((s) => s.key.length)), Math.max(8, Math.floor(w / 3)));
-  const barW = Math.max(10, Math.min(30, w - keyW - 32));
+  const barW = Math.max(10, Math.min(30, w - keyW - 45)); // leaves ~25 columns for the message
   const lines = [fit([{ text: renderHeader(state, now) }], w, color)];
   if (state.error) lines.push(fit([{ text: `error: ${firstLine(state.error)}`, color: '31' }], w, color));
   for (const s of shown) {
@@ -207,14 +206,12 @@ export function renderBars(state: RunState, now: number, width: number, opts: Ba
 /**
  * One plain line per step describing its state, stable while nothing changes (no ticking clock), so
  * `diffLines` of two snapshots yields exactly the changes: `train[US] running 40% epoch 4/10`.
- * The first line is the run's own.
+ * The run's own line comes first while it runs and last once it has ended.
  */
 export function renderPlain(state: RunState, now: number): string[] {
-  const runLine =
-    state.status === 'running' || state.status === 'waiting'
-      ? `${state.pipeline} ${state.status}`
-      : `${state.pipeline} ${state.status} in ${runElapsed(state, now)}${state.error ? `: ${firstLine(state.error)}` : ''}`;
-  const lines = [runLine];
+  const open = state.status === 'running' || state.status === 'waiting';
+  const lines: string[] = [];
+  if (open) lines.push(`${state.pipeline} ${state.status}`);
   for (const s of state.steps) {
     const tries = (n: number) => `${n} attempt${n === 1 ? '' : 's'}`;
     switch (s.status) {
@@ -224,7 +221,7 @@ export function renderPlain(state: RunState, now: number): string[] {
         break;
       }
       case 'waiting':
-        lines.push(`${s.key} waiting${s.note ? ` (${s.note})` : ''}`);
+        lines.push(s.note?.startsWith('waiting') ? `${s.key} ${s.note}` : `${s.key} waiting${s.note ? ` (${s.note})` : ''}`);
         break;
       case 'succeeded':
         lines.push(`${s.key} succeeded in ${stepElapsed(s, now) || '0.0s'}${s.attempts > 1 ? ` after ${tries(s.attempts)}` : ''}`);
@@ -241,6 +238,7 @@ export function renderPlain(state: RunState, now: number): string[] {
         lines.push(`${s.key} ${s.status}`);
     }
   }
+  if (!open) lines.push(`${state.pipeline} ${state.status} in ${runElapsed(state, now)}${state.error ? `: ${firstLine(state.error)}` : ''}`);
   return lines;
 }
 

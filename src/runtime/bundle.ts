@@ -38,7 +38,9 @@ export async function bundlePipelines(workflowsPath: string): Promise<WorkflowBu
     logger: { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: (m) => process.stderr.write(`${m}\n`), error: (m) => process.stderr.write(`${m}\n`), log: () => undefined },
     webpackConfigHook: (config) => {
       const alias = Object.fromEntries(Object.entries(SUBPATHS).map(([k, v]) => [k, path.join(KAON_PACKAGE_ROOT, v)]));
-      config.resolve = { ...config.resolve, alias: { ...(config.resolve?.alias as object), ...alias } };
+      // The generated entry may live outside the project (KAON_HOME=/tmp/x): resolve packages from Kaon's own tree too.
+      const modules = [...(config.resolve?.modules ?? ['node_modules']), path.join(KAON_PACKAGE_ROOT, 'node_modules')];
+      config.resolve = { ...config.resolve, modules, alias: { ...(config.resolve?.alias as object), ...alias } };
       return config;
     },
   });

@@ -4,6 +4,7 @@ import {
   ApplicationFailure,
   AsyncLocalStorage,
   CancellationScope,
+  CancelledFailure,
   isCancellation,
   log,
   proxyActivities,
@@ -76,7 +77,7 @@ function failureMessage(err: unknown): string {
 
 function failureDetails(err: unknown): StepFailureDetails | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) return cause.details?.[0] as StepFailureDetails | undefined;
+  if (cause instanceof ApplicationFailure || cause instanceof CancelledFailure) return cause.details?.[0] as StepFailureDetails | undefined;
   return undefined;
 }
 

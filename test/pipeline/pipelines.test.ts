@@ -150,6 +150,7 @@ describe('cancellation', () => {
     assert.equal(status.kaon, 'cancelled');
     const state = await run.progress();
     assert.deepEqual(state.steps.map((s) => s.status), ['cancelled', 'cancelled']);
+    assert.deepEqual(state.steps.map((s) => s.attempts), [1, 1], 'the cancelled attempt is counted');
     assert.deepEqual(state.steps.map((s) => s.branch).sort(), ['left', 'right']);
   });
 });

@@ -1,0 +1,114 @@
+// Connecting the CLI to Temporal (envconfig, or an embedded dev server), Web UI links, status words.
+import { Connection } from '@temporalio/client';
+import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
+import { connect, type KaonClient, type RunStatusInfo } from '../client';
+import { connectionConfig } from '../client/connection';
+import { ErrorCode, KaonError } from '../definition/errors';
+import { nativeConnectionConfig } from '../runtime/config';
+import { int, type OptionValues } from './command';
+
+export const DEFAULT_DEV_PORT = 7233;
+
+export interface Target {
+  address: string;
+  namespace: string;
+  /** Web UI base URL, when known. */
+  ui: string | undefined;
+}
+
+/** Dev server ports: --port / KAON_DEV_PORT (default 7233), --ui-port / KAON_DEV_UI_PORT (default port + 1000). */
+export function devPorts(command: string, values: OptionValues, env: NodeJS.ProcessEnv): { port: number; uiPort: number } {
+  const port = int(command, { port: values.port ?? env.KAON_DEV_PORT }, 'port', DEFAULT_DEV_PORT, 1);
+  const uiPort = int(command, { 'ui-port': values['ui-port'] ?? env.KAON_DEV_UI_PORT }, 'ui-port', port + 1000, 1);
+  return { port, uiPort };
+}
+
+/**
+ * The Web UI for an address: KAON_UI_URL if set; for the local dev server address (127.0.0.1 or localhost on
+ * KAON_DEV_PORT, default 7233) its UI port; otherwise unknown.
+ */
+export function uiBaseFor(address: string, env: NodeJS.ProcessEnv): string | undefined {
+  if (env.KAON_UI_URL) return env.KAON_UI_URL.replace(/\/+$/, '');
+  let port: number;
+  let uiPort: number;
+  try {
+    ({ port, uiPort } = devPorts('', {}, env));
+  } catch {
+    return undefined;
+  }
+  return address === `127.0.0.1:${port}` || address === `localhost:${port}` ? `http://127.0.0.1:${uiPort}` : undefined;
+}
+
+/** `<ui>/namespaces/<ns>/workflows/<id>` */
+export function runUrl(target: Target, id: string): string | undefined {
+  return target.ui ? `${target.ui}/namespaces/${encodeURIComponent(target.namespace)}/workflows/${encodeURIComponent(id)}` : undefined;
+}
+
+function unreachable(address: string, namespace: string, err: unknown): KaonError {
+  return new KaonError({
+    code: ErrorCode.config,
+    what: `cannot reach Temporal at ${address} (namespace ${namespace}): ${(err as Error).message?.split('\n')[0] ?? String(err)}`,
+    fix: 'start a local server with `kaon dev` (or `npm run demo`), or point TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TEMPORAL_PROFILE at your cluster',
+    cause: err,
+  });
+}
+
+function envTarget(env: NodeJS.ProcessEnv): Target & { options: ReturnType<typeof connectionConfig>['connectionOptions'] } {
+  let cfg: ReturnType<typeof connectionConfig>;
+  try {
+    cfg = connectionConfig();
+  } catch (err) {
+    throw new KaonError({ code: ErrorCode.config, what: `the Temporal connection settings are invalid: ${(err as Error).message}`, fix: 'check TEMPORAL_* variables and the temporal.toml profile (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE)', cause: err });
+  }
+  const address = cfg.connectionOptions.address ?? '127.0.0.1:7233';
+  return { address, namespace: cfg.namespace, ui: uiBaseFor(address, env), options: cfg.connectionOptions };
+}
+
+/** A Kaon client: to `address` if given (embedded dev server), else through envconfig. */
+export async function connectClient(
+  env: NodeJS.ProcessEnv,
+  opts: { taskQueue?: string | undefined; address?: string; namespace?: string; ui?: string | undefined } = {},
+): Promise<{ kaon: KaonClient; target: Target; close: () => Promise<void> }> {
+  const base = opts.address ? undefined : envTarget(env);
+  const target: Target = opts.address
+    ? { address: opts.address, namespace: opts.namespace ?? 'default', ui: opts.ui ?? uiBaseFor(opts.address, env) }
+    : base!;
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ ...(base?.options ?? {}), address: target.address, connectTimeout: '5s' });
+  } catch (err) {
+    throw unreachable(target.address, target.namespace, err);
+  }
+  const kaon = await connect({ connection, namespace: target.namespace, ...(opts.taskQueue ? { taskQueue: opts.taskQueue } : {}) });
+  return { kaon, target, close: () => connection.close() };
+}
+
+/** The worker's native connection: to `address` if given, else through envconfig. */
+export async function connectWorker(server?: { address: string; namespace: string }): Promise<{ connection: NativeConnection; address: string; namespace: string }> {
+  let options: NativeConnectionOptions;
+  let namespace: string;
+  if (server) {
+    options = { address: server.address };
+    namespace = server.namespace;
+  } else {
+    ({ options, namespace } = nativeConnectionConfig());
+  }
+  const addr = options.address ?? '127.0.0.1:7233';
+  try {
+    return { connection: await NativeConnection.connect(options), address: addr, namespace };
+  } catch (err) {
+    throw unreachable(addr, namespace, err);
+  }
+}
+
+/** Kaon's own status while it is meaningful, Temporal's otherwise (terminated, timed out). */
+export function displayStatus(info: Pick<RunStatusInfo, 'temporal' | 'kaon'>): string {
+  if (info.temporal === 'RUNNING') return info.kaon ?? 'running';
+  if (info.kaon && info.kaon !== 'running' && info.kaon !== 'waiting') return info.kaon;
+  const map: Partial<Record<string, string>> = { COMPLETED: 'succeeded', FAILED: 'failed', CANCELLED: 'cancelled', TIMED_OUT: 'timed out', TERMINATED: 'terminated', CONTINUED_AS_NEW: 'continued as new' };
+  return map[info.temporal] ?? info.temporal.toLowerCase();
+}
+
+export function isClosed(info: Pick<RunStatusInfo, 'temporal'>): boolean {
+  return info.temporal !== 'RUNNING' && info.temporal !== 'PAUSED' && info.temporal !== 'UNSPECIFIED';
+}

@@ -1,0 +1,108 @@
+// Hosting a worker for the project from the CLI (kaon worker, kaon dev, kaon demo).
+import { DefaultLogger, Runtime, type LogLevel, type NativeConnection } from '@temporalio/worker';
+import { toMs } from '../definition/duration';
+import { DEFAULT_TASK_QUEUE } from '../runtime/config';
+import { collectSteps, createKaonWorker, type KaonWorker } from '../runtime/worker';
+import { taskQueueFor } from '../workflow/context';
+import { formatDuration } from '../observe/terminal';
+import { say, type CliIo } from './command';
+import { loadActivities, loadPipelines, type Project } from './project';
+import { connectWorker } from './temporal';
+
+export interface HostedWorker {
+  worker: KaonWorker;
+  connection: NativeConnection;
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  graceMs: number;
+}
+
+export interface HostOptions {
+  queues?: string[] | undefined;
+  taskQueue?: string | undefined;
+  grace?: string | undefined;
+  /** Connect here instead of through envconfig (the embedded dev server). */
+  server?: { address: string; namespace: string };
+  /** Prefix of the lines printed, e.g. 'kaon worker'. */
+  label: string;
+  /** Temporal SDK log level unless KAON_LOG_LEVEL says otherwise. Default INFO. */
+  logLevel?: LogLevel;
+}
+
+const LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
+
+/** The SDK logs (worker state, step logs) at KAON_LOG_LEVEL. Must run before the first connection. */
+function installRuntime(io: CliIo, fallback: LogLevel): void {
+  const wanted = io.env.KAON_LOG_LEVEL?.toUpperCase();
+  const level = LEVELS.find((l) => l === wanted) ?? fallback;
+  try {
+    Runtime.install({ logger: new DefaultLogger(level) });
+  } catch {
+    // Already installed (a second worker in this process): keep the first.
+  }
+}
+
+/** Load the project, connect, create the worker and print what it serves. Not yet running. */
+export async function hostWorker(io: CliIo, project: Project, opts: HostOptions): Promise<HostedWorker> {
+  const graceMs = toMs(opts.grace ?? '30s', '--grace');
+  const pipelines = loadPipelines(project.workflows);
+  const activities = loadActivities(project.activities);
+  const { impls, steps } = collectSteps(activities);
+  const byQueue = new Map<string, Set<string>>([['default', new Set()]]);
+  for (const def of [...impls.map((i) => i.def), ...steps]) {
+    const q = def.options.queue ?? 'default';
+    byQueue.set(q, (byQueue.get(q) ?? new Set()).add(def.name));
+  }
+  const taskQueue = opts.taskQueue ?? DEFAULT_TASK_QUEUE();
+  const queues = opts.queues && opts.queues.length > 0 ? opts.queues : [...byQueue.keys()];
+  installRuntime(io, opts.logLevel ?? 'INFO');
+  const { connection, address, namespace } = await connectWorker(opts.server);
+  let worker: KaonWorker;
+  try {
+    worker = await createKaonWorker({
+      workflowsPath: project.workflows,
+      activities,
+      taskQueue,
+      queues,
+      connection,
+      namespace,
+      shutdownGraceTime: graceMs,
+    });
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
+  say(io.stdout, `${opts.label}: connected to ${address} (namespace ${namespace})`);
+  for (const q of queues) {
+    const stepNames = [...(byQueue.get(q) ?? [])].sort();
+    const what = [
+      q === 'default' ? `pipelines ${[...pipelines.keys()].join(', ')}` : '',
+      stepNames.length ? `steps ${stepNames.join(', ')}` : q === 'default' ? '' : 'no steps of this project use this queue',
+    ].filter(Boolean).join('; ');
+    say(io.stdout, `  task queue ${taskQueueFor(taskQueue, q)}: ${what}`);
+  }
+  return { worker, connection, address, namespace, taskQueue, graceMs };
+}
+
+/**
+ * Run the worker until io.signal aborts (SIGINT/SIGTERM), then shut down gracefully: no new tasks, in-flight
+ * steps get the grace period to finish. Resolves once every worker has stopped.
+ */
+export async function runUntilSignal(io: CliIo, hosted: HostedWorker, label: string): Promise<void> {
+  const running = hosted.worker.run();
+  say(io.stdout, `${label}: ready; Ctrl-C to stop (in-flight steps get ${formatDuration(hosted.graceMs)} to finish)`);
+  const onAbort = () => {
+    say(io.stdout, `${label}: shutting down; waiting for in-flight steps (up to ${formatDuration(hosted.graceMs)})…`);
+    hosted.worker.shutdown();
+  };
+  if (io.signal?.aborted) onAbort();
+  else io.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await running;
+  } finally {
+    io.signal?.removeEventListener('abort', onAbort);
+    await hosted.connection.close();
+  }
+  say(io.stdout, `${label}: stopped`);
+}

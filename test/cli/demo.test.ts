@@ -1,0 +1,96 @@
+// `kaon demo` and `kaon dev` end to end: each starts its own embedded dev server on free ports, with state in
+// a fresh KAON_HOME and the already provisioned Temporal CLI (TEMPORAL_CLI), and stops it afterwards.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { freePort } from '../../src/runtime/dev-server';
+import { ensureTemporalCli } from '../../src/runtime/temporal-cli';
+import { ROOT } from '../support/temporal';
+import { ANSI, CliProcess, cliEnv, kaon } from './cli-process';
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+let home: string;
+let temporalCli: string;
+
+describe('kaon demo and kaon dev', { timeout: 400_000 }, () => {
+  before(() => {
+    temporalCli = ensureTemporalCli();
+    // Inside the project (git-ignored .kaon/): the workflow bundle entry is generated under KAON_HOME and must
+    // resolve @temporalio/* from the project's node_modules (see the report: bundle.ts with an outside KAON_HOME).
+    mkdirSync(path.join(ROOT, '.kaon'), { recursive: true });
+    home = mkdtempSync(path.join(ROOT, '.kaon', 'test-home-'));
+  });
+  after(() => {
+    if (home) rmSync(home, { recursive: true, force: true });
+  });
+
+  test('kaon demo runs ml-demo with live plain progress, prints the metrics and the Web UI link, exits 0', async () => {
+    const port = await freePort();
+    const uiPort = await freePort();
+    const r = await kaon(['demo'], {
+      env: cliEnv({ TEMPORAL_CLI: temporalCli, KAON_HOME: home, KAON_DEV_PORT: String(port), KAON_DEV_UI_PORT: String(uiPort), TEMPORAL_ADDRESS: undefined, KAON_TASK_QUEUE: undefined }),
+      timeoutMs: 180_000,
+    });
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^kaon demo: Temporal 127\\.0\\.0\\.1:${port}, Web UI http://127\\.0\\.0\\.1:${uiPort}$`, 'm'));
+    const id = /^kaon demo: started ml-demo run (ml-demo-[0-9a-f]{8})$/m.exec(r.stdout)?.[1];
+    assert.ok(id, r.stdout);
+    // Progress: plain timestamped lines (stdout is a pipe), never escape codes.
+    assert.doesNotMatch(r.stdout, ANSI);
+    assert.match(r.stdout, /^\d\d:\d\d:\d\d trainModel\[knn\] succeeded in \d+\.\ds$/m);
+    assert.match(r.stdout, /^\d\d:\d\d:\d\d ml-demo succeeded in \d+\.\ds$/m);
+    // The result: the metrics table, the best model, the run and its Web UI page.
+    assert.match(r.stdout, /^model {8}accuracy {2}precision {2}recall {2}f1 {6}auc$/m);
+    for (const m of ['logistic', 'naive-bayes', 'knn']) assert.match(r.stdout, new RegExp(`^${m}\\s+(0\\.\\d{4}\\s+){4}0\\.\\d{4}$`, 'm'));
+    assert.match(r.stdout, /^best: (logistic|naive-bayes|knn)$/m);
+    assert.match(r.stdout, new RegExp(`^run: {4}${id}$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^Web UI: http://127\\.0\\.0\\.1:${uiPort}/namespaces/default/workflows/${id}$`, 'm'));
+    // It stopped the server it started, whose state is durable under KAON_HOME.
+    assert.equal(await portOpen(port), false);
+    assert.ok(existsSync(path.join(home, 'temporal.db')));
+  });
+
+  test('kaon dev serves runs until SIGINT, then shuts the worker down and stops its server', async () => {
+    const port = await freePort();
+    const uiPort = await freePort();
+    const queue = `dev-${randomUUID().slice(0, 8)}`;
+    const ports = { KAON_DEV_PORT: String(port), KAON_DEV_UI_PORT: String(uiPort), KAON_TASK_QUEUE: queue };
+    const dev = new CliProcess(['dev'], { env: cliEnv({ TEMPORAL_CLI: temporalCli, KAON_HOME: home, TEMPORAL_ADDRESS: undefined, ...ports }) });
+    try {
+      await dev.waitFor(/^kaon dev: ready; Ctrl-C to stop/m, 150_000);
+      assert.match(dev.stdout, new RegExp(`^kaon dev: Temporal 127\\.0\\.0\\.1:${port} \\(namespace default\\)$`, 'm'));
+      assert.match(dev.stdout, new RegExp(`^kaon dev: Web UI {3}http://127\\.0\\.0\\.1:${uiPort}$`, 'm'));
+      assert.match(dev.stdout, new RegExp(`^  task queue ${queue}: pipelines ml-demo; steps `, 'm'));
+
+      // Another shell: the address of the dev server (KAON_DEV_PORT tells the CLI which UI belongs to it).
+      const r = await kaon(['run', 'ml-demo', '--params', '{"seed":1,"rows":200}', '--wait'], { env: cliEnv({ TEMPORAL_ADDRESS: `127.0.0.1:${port}`, ...ports }) });
+      assert.equal(r.code, 0, r.stderr);
+      const id = /^started ml-demo run (ml-demo-[0-9a-f]{8})/m.exec(r.stdout)?.[1];
+      assert.ok(id, r.stdout);
+      assert.match(r.stdout, new RegExp(`^Web UI: http://127\\.0\\.0\\.1:${uiPort}/namespaces/default/workflows/${id}$`, 'm'));
+      assert.match(r.stdout, /^best: /m);
+
+      dev.child.kill('SIGINT');
+      const exit = await dev.exited;
+      assert.equal(exit.code, 0, exit.stderr);
+      assert.match(exit.stdout, /^kaon dev: stopped$/m);
+      assert.match(exit.stdout, /^kaon dev: stopping the Temporal dev server$/m);
+      assert.equal(await portOpen(port), false);
+    } finally {
+      dev.kill();
+    }
+  });
+});
