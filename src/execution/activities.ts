@@ -1,8 +1,9 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import type { StepCall, StepFailureDetails, StepResult } from '../definition/internal/protocol';
+import { isArtifactRef, type ArtifactRef } from '../definition/artifact-ref';
 import type { StepDef, StepRunner } from '../definition/step';
-import type { StepContext, StepImpl } from './implement';
+import type { StepArtifacts, StepContext, StepImpl } from './implement';
 
 /** JSON outputs above this stay out of workflow history (invariant 4). Temporal itself fails at 2 MiB. */
 export const MAX_OUTPUT_BYTES = 256 * 1024;
@@ -18,6 +19,27 @@ export interface StepActivityDeps {
   executors?: Partial<Record<StepRunner['kind'], RunnerExecutor>>;
   /** How often a running step heartbeats on its own, so cancellation reaches it. */
   autoHeartbeatMs?: number;
+  /** The artifact store behind ctx.artifacts. */
+  artifacts?: StepArtifactStore;
+  /** The memo table: cross-run caching and resume. Without it every step runs. */
+  memo?: StepMemo;
+}
+
+/** What execution needs of the data seam's store (kept minimal so tests can pass a fake). */
+export interface StepArtifactStore {
+  put(source: Parameters<StepArtifacts['put']>[0], meta: { name?: string; mediaType?: string; producer: ArtifactRef['producer']; inputs?: ArtifactRef[] }): Promise<ArtifactRef>;
+  getPath(ref: ArtifactRef, dir?: string): Promise<string>;
+  getStream(ref: ArtifactRef): ReturnType<StepArtifacts['getStream']>;
+}
+
+/** What execution needs of the memo table and its run index. */
+export interface StepMemo {
+  key(input: { step: string; version: string | number; input: unknown; salt?: string | number }): string;
+  get(key: string): Promise<{ output: unknown; runId: string } | undefined>;
+  put(key: string, entry: { output: unknown; refs: ArtifactRef[]; runId: string; stepKey: string; step: string }): Promise<unknown>;
+  /** Record that `stepKey` of `runId` produced memo key `key` (every successful step, for resume). */
+  record(runId: string, entry: { stepKey: string; step: string; key: string }): Promise<void>;
+  lookup(runId: string, stepKey: string): Promise<{ key: string } | undefined>;
 }
 
 export type StepActivity = (call: StepCall) => Promise<StepResult>;
@@ -80,6 +102,26 @@ function failure(err: unknown, details: StepFailureDetails): unknown {
   return ApplicationFailure.create({ type: e.name || 'Error', message: e.message, nonRetryable: false, details: [details], cause: e });
 }
 
+function refsIn(value: unknown, out: ArtifactRef[] = []): ArtifactRef[] {
+  if (isArtifactRef(value)) out.push(value);
+  else if (Array.isArray(value)) for (const v of value) refsIn(v, out);
+  else if (typeof value === 'object' && value !== null) for (const v of Object.values(value)) refsIn(v, out);
+  return out;
+}
+
+function noStore(name: string): KaonError {
+  return new KaonError({
+    code: ErrorCode.config,
+    what: `step "${name}" used ctx.artifacts, but this worker has no artifact store`,
+    fix: 'create the worker with createKaonWorker (it opens the store named by KAON_ARTIFACTS), or pass deps.artifacts',
+  });
+}
+
+/** A step to recompute on resume: named by its key (`train[US]`) or by its step name (`train`). */
+function recomputes(recompute: readonly string[], key: string, step: string): boolean {
+  return recompute.some((r) => r === key || r === step || key.startsWith(`${r}[`) || key.startsWith(`${r}#`));
+}
+
 function byteLength(v: unknown): number {
   return Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
 }
@@ -101,15 +143,25 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         if (d !== undefined) lastProgress = d;
         actx.heartbeat(lastProgress);
       };
+      const runId = actx.info.workflowExecution?.workflowId ?? '';
+      let inputRefs: ArtifactRef[] = [];
+      const store = deps.artifacts;
+      const producer = { pipeline: call.pipeline, runId, step: call.key, attempt };
+      const artifacts: StepArtifacts = {
+        put: (source, meta = {}) => (store ? store.put(source, { ...meta, producer, inputs: inputRefs }) : Promise.reject(noStore(name))),
+        getPath: (ref, dir) => (store ? store.getPath(ref, dir) : Promise.reject(noStore(name))),
+        getStream: (ref) => (store ? store.getStream(ref) : Promise.reject(noStore(name))),
+      };
       const ctx: StepContext = {
         key: call.key,
         pipeline: call.pipeline,
-        runId: actx.info.workflowExecution?.workflowId ?? "",
+        runId,
         attempt,
         log: actx.log,
         signal: actx.cancellationSignal,
         heartbeat,
         progress: (fraction, message) => heartbeat({ fraction, message }),
+        artifacts,
       };
       heartbeat();
       const timer = setInterval(() => heartbeat(), deps.autoHeartbeatMs ?? 1000);
@@ -120,6 +172,30 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
           subject: `input of step "${name}" (key ${call.key})`,
           fix: `pass an input that matches the step's input schema from the pipeline, or update the schema`,
         });
+        inputRefs = refsIn(input);
+        const memo = deps.memo;
+        const cacheOpt = def.options.cache;
+        const key = memo?.key({ step: name, version: def.version, input, ...(typeof cacheOpt === 'object' && cacheOpt.version !== undefined ? { salt: cacheOpt.version } : {}) });
+        if (memo && key) {
+          // Resume: reuse what the earlier run computed for this step key from the same input.
+          const from = call.resumeFrom;
+          if (from && !recomputes(from.recompute, call.key, name)) {
+            const prev = await memo.lookup(from.workflowId, call.key);
+            const hit = prev?.key === key ? await memo.get(key) : undefined;
+            if (hit) {
+              await memo.record(runId, { stepKey: call.key, step: name, key });
+              return { output: hit.output, attempt, reused: { from: 'resume', runId: from.workflowId } };
+            }
+          }
+          // Cross-run cache (opt-in per step; a run may turn it off). A hit whose blobs are gone is a miss.
+          if (cacheOpt && call.cache !== 'off') {
+            const hit = await memo.get(key);
+            if (hit) {
+              await memo.record(runId, { stepKey: call.key, step: name, key });
+              return { output: hit.output, attempt, reused: { from: 'cache', runId: hit.runId } };
+            }
+          }
+        }
         const raw = await exec(input, ctx);
         const output = parseOrThrow(def.output, raw, {
           code: ErrorCode.invalidOutput,
@@ -133,6 +209,10 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
             what: `output of step "${name}" (key ${call.key}) is ${(size / 1024).toFixed(0)} KiB of JSON, over Kaon's ${MAX_OUTPUT_BYTES / 1024} KiB limit for workflow history`,
             fix: 'write the large part as an artifact (ctx.artifacts.put) and return its ArtifactRef instead of the data',
           });
+        }
+        if (memo && key) {
+          await memo.put(key, { output, refs: refsIn(output), runId, stepKey: call.key, step: name });
+          await memo.record(runId, { stepKey: call.key, step: name, key });
         }
         return { output, attempt };
       } catch (err) {

@@ -1,4 +1,16 @@
+import type { Readable } from 'node:stream';
+import type { ArtifactRef } from '../definition/artifact-ref';
 import type { StepDef, StepParsedInput, StepReturn } from '../definition/step';
+
+/** A step's view of the artifact store: producer and lineage (the step's input refs) are filled in. */
+export interface StepArtifacts {
+  /** Store a file, a stream or bytes; returns the ref to put in the step's output. */
+  put(source: { path: string } | { stream: Readable } | { bytes: Uint8Array | string }, meta?: { name?: string; mediaType?: string }): Promise<ArtifactRef>;
+  /** A verified local file for the ref (downloaded from S3 when needed). */
+  getPath(ref: ArtifactRef, dir?: string): Promise<string>;
+  /** A stream of the bytes; errors at the end if they do not match the ref's sha256. */
+  getStream(ref: ArtifactRef): Promise<Readable>;
+}
 
 export interface StepLogger {
   debug(message: string, meta?: Record<string, unknown>): void;
@@ -22,6 +34,8 @@ export interface StepContext {
   /** Report progress; also heartbeats, which is how a cancellation reaches a long step. */
   progress(fraction: number | undefined, message?: string): void;
   heartbeat(details?: unknown): void;
+  /** The artifact store (large data goes here; the output carries refs). */
+  readonly artifacts: StepArtifacts;
 }
 
 export type StepFn<S extends StepDef> = (input: StepParsedInput<S>, ctx: StepContext) => Promise<StepReturn<S>> | StepReturn<S>;

@@ -2,7 +2,11 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { toMs, type Duration } from '../definition/duration';
 import { ErrorCode, KaonError } from '../definition/errors';
 import { isStepDef, type StepDef } from '../definition/step';
-import { createStepActivities, type RunnerExecutor, type StepActivityDeps } from '../execution/activities';
+import { createArtifactStore, type ArtifactStore } from '../data/store';
+import { createMemoTable, memoKey } from '../data/memo';
+import { createRunIndex } from '../data/run-index';
+import { createStepActivities, type StepActivityDeps, type StepMemo } from '../execution/activities';
+import { createRunnerExecutors } from '../execution/runners';
 import { isStepImpl, type StepImpl } from '../execution/implement';
 import { taskQueueFor } from '../workflow/context';
 import { bundlePipelines } from './bundle';
@@ -23,9 +27,25 @@ export interface KaonWorkerOptions {
   namespace?: string;
   /** How long in-flight steps may finish after SIGINT/SIGTERM. Default 30 s. */
   shutdownGraceTime?: Duration;
+  /** Runners for python()/command() steps. Default: Kaon's process and Python executors on the artifact store. */
   executors?: StepActivityDeps['executors'];
+  /** The artifact store (and memo table). Default: the one named by KAON_ARTIFACTS, else .kaon/artifacts. */
+  artifacts?: ArtifactStore;
   /** Extra Temporal worker options (concurrency limits, interceptors…). */
   workerOptions?: Partial<Omit<WorkerOptions, 'taskQueue' | 'activities' | 'workflowsPath' | 'workflowBundle' | 'connection'>>;
+}
+
+/** The memo table and run index on a store, in the shape execution needs. */
+export function stepMemo(store: ArtifactStore): StepMemo {
+  const table = createMemoTable(store);
+  const index = createRunIndex(store.records);
+  return {
+    key: memoKey,
+    get: (key) => table.get(key),
+    put: (key, e) => table.put(key, e),
+    record: (runId, e) => index.record(runId, e),
+    lookup: (runId, stepKey) => index.lookup(runId, stepKey),
+  };
 }
 
 export interface KaonWorker {
@@ -46,10 +66,17 @@ export function collectSteps(activities: KaonWorkerOptions['activities']): { imp
  * Create the workers for a Kaon deployment: one Temporal worker per task queue served, sharing a connection.
  * Steps reach a queue's workers through their `queue` option (`python` → `<taskQueue>.python`).
  */
-export async function createKaonWorker(opts: KaonWorkerOptions & { executors?: Partial<Record<string, RunnerExecutor>> }): Promise<KaonWorker> {
+export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWorker> {
   const taskQueue = opts.taskQueue ?? DEFAULT_TASK_QUEUE();
   const { impls, steps } = collectSteps(opts.activities);
-  const activities = createStepActivities({ impls, steps, ...(opts.executors ? { executors: opts.executors } : {}) });
+  const store = opts.artifacts ?? createArtifactStore();
+  const executors = opts.executors ?? createRunnerExecutors({
+    artifacts: {
+      materialise: (ref, dir) => store.getPath(ref, dir),
+      save: (file, inputs, producer) => store.put({ path: file.path }, { name: file.name, ...(file.mediaType ? { mediaType: file.mediaType } : {}), producer, inputs }),
+    },
+  });
+  const activities = createStepActivities({ impls, steps, executors, artifacts: store, memo: stepMemo(store) });
   const stepQueues = new Set<string>(['default']);
   for (const def of [...impls.map((i) => i.def), ...steps]) stepQueues.add(def.options.queue ?? 'default');
   const wanted = opts.queues ?? [...stepQueues];

@@ -25,6 +25,11 @@ export function fakeContext(key = 'step[test]'): FakeContext {
     signal: controller.signal,
     heartbeat: (d?: unknown) => void heartbeats.push(d),
     progress: (fraction, message) => void heartbeats.push({ fraction, message }),
+    artifacts: {
+      put: () => Promise.reject(new Error('fakeContext has no artifact store')),
+      getPath: () => Promise.reject(new Error('fakeContext has no artifact store')),
+      getStream: () => Promise.reject(new Error('fakeContext has no artifact store')),
+    },
     logs,
     heartbeats,
     controller,

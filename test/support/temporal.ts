@@ -1,10 +1,13 @@
 // Shared test environment: one real Temporal dev server for the whole test run (started by test/run.ts),
 // or a private one when a test file runs alone.
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { connect, type KaonClient } from '../../src/client';
+import { createArtifactStore, type ArtifactStore } from '../../src/data/store';
 import { startDevServer, type DevServer } from '../../src/runtime/dev-server';
 import { createKaonWorker, type KaonWorker, type KaonWorkerOptions } from '../../src/runtime/worker';
 
@@ -28,6 +31,9 @@ export interface TestEnv {
   kaon: KaonClient;
   temporal: Client;
   nativeConnection: NativeConnection;
+  /** A private artifact store (temp folder) shared by this env's workers. */
+  artifacts: ArtifactStore;
+  artifactsDir: string;
   worker(opts: Omit<KaonWorkerOptions, 'connection' | 'taskQueue'> & { taskQueue?: string }): Promise<KaonWorker>;
   close(): Promise<void>;
 }
@@ -39,14 +45,19 @@ export async function testEnv(prefix = 'test'): Promise<TestEnv> {
   const connection = await Connection.connect({ address: srv.address });
   const nativeConnection = await NativeConnection.connect({ address: srv.address });
   const kaon = await connect({ connection, taskQueue });
+  const artifactsDir = mkdtempSync(path.join(os.tmpdir(), 'kaon-test-artifacts-'));
+  const artifacts = createArtifactStore(artifactsDir, { localDir: artifactsDir });
   return {
     address: srv.address,
     taskQueue,
     kaon,
     temporal: kaon.temporal,
     nativeConnection,
-    worker: (opts) => createKaonWorker({ taskQueue, ...opts, connection: nativeConnection, shutdownGraceTime: opts.shutdownGraceTime ?? '2s' }),
+    artifacts,
+    artifactsDir,
+    worker: (opts) => createKaonWorker({ taskQueue, artifacts, ...opts, connection: nativeConnection, shutdownGraceTime: opts.shutdownGraceTime ?? '2s' }),
     close: async () => {
+      rmSync(artifactsDir, { recursive: true, force: true });
       await connection.close();
       await nativeConnection.close();
       await srv.stop?.();
