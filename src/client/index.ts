@@ -7,7 +7,7 @@
  * console.log(await run.progress());
  * console.log(await run.result());
  */
-export { connect, KaonClient, type ConnectOptions, type StartOptions, type ListOptions } from './kaon-client';
+export { connect, KaonClient, type ConnectOptions, type StartOptions, type ListOptions, type ResumeOptions } from './kaon-client';
 export { RunHandle, RunFailedError, type RunStatusInfo, type TemporalStatus } from './run-handle';
 export { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 export type { RunState, StepState, StepStatus, RunStatus } from '../observe/run-state';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
-import { SAKey } from '../definition/internal/protocol';
+import { SAKey, type StepCall } from '../definition/internal/protocol';
 import { isPipeline, type AnyPipeline, type PipelineParams, type PipelineResult } from '../definition/pipeline';
 import { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
@@ -18,6 +18,13 @@ export interface StartOptions {
   /** Idempotency key: a second start with the same key returns the existing run. */
   runKey?: string;
   /** 'off' bypasses every step's cache for this run. */
+  cache?: 'on' | 'off';
+  taskQueue?: string;
+}
+
+export interface ResumeOptions {
+  /** Recompute this step key (`train[US]`) or every key of this step name (`train`), and what its change affects. */
+  from?: string;
   cache?: 'on' | 'off';
   taskQueue?: string;
 }
@@ -46,6 +53,31 @@ export class KaonClient {
   async start<P extends AnyPipeline>(pipeline: P, params: PipelineParams<P>, opts?: StartOptions): Promise<RunHandle<PipelineResult<P>>>;
   async start(pipeline: string, params: unknown, opts?: StartOptions): Promise<RunHandle>;
   async start(pipeline: AnyPipeline | string, params: unknown, opts: StartOptions = {}): Promise<RunHandle> {
+    return this.startRun(pipeline, params, opts);
+  }
+
+  /**
+   * Resume a failed (or any) run: a new run of the same pipeline with the same params, linked to the old one.
+   * Every step whose key and input match a succeeded step of the old run is reused, not recomputed — also
+   * after the step's code was fixed, which Temporal's reset alone cannot do.
+   */
+  async resume(runId: string, opts: ResumeOptions = {}): Promise<RunHandle> {
+    const old = this.temporal.workflow.getHandle(runId);
+    const [d, history] = await Promise.all([old.describe(), old.fetchHistory()]);
+    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    const payload = started?.input?.payloads?.[0];
+    if (!started || !payload) {
+      throw new KaonError({ code: ErrorCode.notFound, what: `run ${runId} has no recorded params`, fix: 'pass the id of a Kaon run (kaon list shows them)' });
+    }
+    const params = this.temporal.options.loadedDataConverter.payloadConverter.fromPayload(payload);
+    return this.startRun(d.type, params, {
+      taskQueue: opts.taskQueue ?? d.taskQueue,
+      cache: opts.cache ?? 'on',
+      resumeFrom: { workflowId: d.workflowId, runId: d.runId, recompute: opts.from ? [opts.from] : [] },
+    });
+  }
+
+  private async startRun(pipeline: AnyPipeline | string, params: unknown, opts: StartOptions & { resumeFrom?: StepCall['resumeFrom'] }): Promise<RunHandle> {
     const name = typeof pipeline === 'string' ? pipeline : pipeline.kaon.name;
     if (isPipeline(pipeline)) {
       // Validate before anything reaches the server: bad params never create a run.
@@ -68,7 +100,7 @@ export class KaonClient {
       const handle = await this.temporal.workflow.start(name, {
         workflowId,
         taskQueue: opts.taskQueue ?? this.taskQueue,
-        args: [params, { cache: opts.cache ?? 'on' }],
+        args: [params, { cache: opts.cache ?? 'on', ...(opts.resumeFrom ? { resumeFrom: opts.resumeFrom } : {}) }],
         // Same key while running (conflict) or after it closed (reuse): the server refuses, we return that run.
         workflowIdConflictPolicy: 'FAIL',
         workflowIdReusePolicy: opts.runKey ? 'REJECT_DUPLICATE' : 'ALLOW_DUPLICATE',
@@ -78,21 +110,26 @@ export class KaonClient {
           ...(opts.runKey ? [{ key: SAKey.runKey, value: opts.runKey }] : []),
         ],
         staticSummary: `${name}${description ? ` — ${description}` : ''}`,
-        staticDetails: ['**params**', '```json', JSON.stringify(params, null, 2), '```'].join('\n'),
-        memo: { kaon: { pipeline: name, cache: opts.cache ?? 'on' } },
+        staticDetails: [
+          ...(opts.resumeFrom ? [`**resumed from** \`${opts.resumeFrom.workflowId}\`${opts.resumeFrom.recompute.length ? `, recomputing \`${opts.resumeFrom.recompute.join(', ')}\`` : ''}`, ''] : []),
+          '**params**', '```json', JSON.stringify(params, null, 2), '```',
+        ].join('\n'),
+        memo: { kaon: { pipeline: name, cache: opts.cache ?? 'on', ...(opts.resumeFrom ? { resumedFrom: opts.resumeFrom.workflowId } : {}) } },
       });
-      return new RunHandle(this.temporal, handle);
+      return new RunHandle(this.temporal, handle, false, this.resumer);
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError && opts.runKey) {
-        return new RunHandle(this.temporal, this.temporal.workflow.getHandle(workflowId), true);
+        return new RunHandle(this.temporal, this.temporal.workflow.getHandle(workflowId), true, this.resumer);
       }
       throw err;
     }
   }
 
+  private readonly resumer = (id: string, opts: ResumeOptions): Promise<RunHandle> => this.resume(id, opts);
+
   /** A handle on an existing run by its id. */
   run<R = unknown>(id: string): RunHandle<R> {
-    return new RunHandle<R>(this.temporal, this.temporal.workflow.getHandle(id));
+    return new RunHandle<R>(this.temporal, this.temporal.workflow.getHandle(id), false, this.resumer);
   }
 
   /** Find runs through Temporal visibility (search attributes KaonPipeline, KaonStatus). */

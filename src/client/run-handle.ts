@@ -51,6 +51,7 @@ export class RunHandle<R = unknown> {
     readonly handle: WorkflowHandle,
     /** True when start() found an existing run for the run key instead of creating one. */
     readonly existing = false,
+    private readonly resumer?: (id: string, opts: { from?: string; cache?: 'on' | 'off' }) => Promise<RunHandle>,
   ) {}
 
   get id(): string {
@@ -103,5 +104,11 @@ export class RunHandle<R = unknown> {
 
   async cancel(): Promise<void> {
     await this.handle.cancel();
+  }
+
+  /** Resume this run: see KaonClient.resume. */
+  async resume(opts: { from?: string; cache?: 'on' | 'off' } = {}): Promise<RunHandle> {
+    if (!this.resumer) throw new Error('this handle was not created by a KaonClient; use kaon.resume(id)');
+    return this.resumer(this.id, opts);
   }
 }
