@@ -2,15 +2,21 @@
 import { KaonError } from '../definition/errors';
 import { commandUsage, globalUsage, parseCommandArgs } from './args';
 import { say, USAGE_ERROR, type CliIo, type CommandSpec } from './command';
+import { artifactCommand } from './commands/artifact';
+import { artifactsCommand } from './commands/artifacts';
+import { cacheCommand } from './commands/cache';
 import { cancelCommand } from './commands/cancel';
 import { demoCommand } from './commands/demo';
 import { devCommand } from './commands/dev';
 import { listCommand } from './commands/list';
+import { resumeCommand } from './commands/resume';
 import { runCommand } from './commands/run';
 import { statusCommand } from './commands/status';
 import { workerCommand } from './commands/worker';
 
-export const COMMANDS: readonly CommandSpec[] = [demoCommand, devCommand, workerCommand, runCommand, statusCommand, listCommand, cancelCommand];
+export const COMMANDS: readonly CommandSpec[] = [
+  demoCommand, devCommand, workerCommand, runCommand, statusCommand, listCommand, cancelCommand, resumeCommand, artifactsCommand, artifactCommand, cacheCommand,
+];
 
 function errorLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);

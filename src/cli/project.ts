@@ -9,7 +9,7 @@ import { isPipeline, type Pipeline } from '../definition/pipeline';
 import { projectRoot } from '../runtime/paths';
 import type { OptionSpec } from './command';
 
-export const DEFAULT_DEMO = { pipeline: 'ml-demo', params: {} } as const;
+export const DEFAULT_DEMO = { pipeline: 'retrain-recommender', params: {} } as const;
 
 const KaonBlock = z.object({
   workflows: z.string().min(1).optional(),

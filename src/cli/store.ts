@@ -1,0 +1,20 @@
+// The artifact store as the CLI sees it: the same setting (KAON_ARTIFACTS) the workers use.
+import path from 'node:path';
+import { createArtifactStore, type ArtifactStore } from '../data/store';
+
+export function openStore(io: { cwd: string; env: NodeJS.ProcessEnv }): ArtifactStore {
+  const home = io.env.KAON_HOME ? path.resolve(io.cwd, io.env.KAON_HOME) : path.join(io.cwd, '.kaon');
+  const url = io.env.KAON_ARTIFACTS || `file://${path.join(home, 'artifacts')}`;
+  return createArtifactStore(url, { localDir: home });
+}
+
+export function humanSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
