@@ -9,7 +9,7 @@ import { ensureTemporalCli } from '../../src/runtime/temporal-cli';
 import type { KaonWorker } from '../../src/runtime/worker';
 import * as activities from '../fixtures/pipelines';
 import { observed } from '../fixtures/pipelines';
-import { afterRunning, echoPipeline, failFast, ignoreFailures, retryPipeline, slowPipeline, strictPipeline } from '../fixtures/pipelines/workflows';
+import { afterRunning, bigOutputPipeline, echoPipeline, failFast, ignoreFailures, retryPipeline, slowPipeline, strictPipeline } from '../fixtures/pipelines/workflows';
 import { testEnv, type TestEnv } from '../support/temporal';
 
 let env: TestEnv;
@@ -82,6 +82,20 @@ describe('validation at every boundary', () => {
     const step = (await run.progress()).steps.find((s) => s.key === 'strict');
     assert.equal(step?.attempts, 1);
   });
+});
+
+describe('large outputs stay out of workflow history', () => {
+  for (const kib of [300, 3 * 1024]) {
+    test(`a ${kib} KiB JSON output is refused at once with an error that says to return an artifact`, async () => {
+      const run = await env.kaon.start(bigOutputPipeline, { kib });
+      const err = await run.result().then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof RunFailedError, failureChain(err));
+      assert.match(err.message, new RegExp(`output of step "bigOutput" \\(key bigOutput\\) is ${kib} KiB of JSON, over Kaon's 256 KiB limit`));
+      assert.match(err.message, /To fix: write the large part as an artifact \(ctx\.artifacts\.put\) and return its ArtifactRef/);
+      assert.doesNotMatch(failureChain(err), /exceeds size limit|2 ?MB|BlobSizeLimit/i, "never Temporal's own payload limit");
+      assert.equal((await run.progress()).steps[0]?.attempts, 1, 'not retried');
+    });
+  }
 });
 
 describe('foreach failure policies', () => {
