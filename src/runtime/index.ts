@@ -6,7 +6,7 @@
  * const worker = await createKaonWorker({ workflowsPath: require.resolve('./workflows'), activities });
  * await worker.run();
  */
-export { createKaonWorker, collectSteps, type KaonWorker, type KaonWorkerOptions } from './worker';
+export { createKaonWorker, collectSteps, defaultExecutors, stepMemo, type KaonWorker, type KaonWorkerOptions } from './worker';
 export { startDevServer, freePort, type DevServer, type DevServerOptions } from './dev-server';
 export { ensureTemporalCli, TEMPORAL_CLI_VERSION } from './temporal-cli';
 export { bundlePipelines, writeWorkflowEntry } from './bundle';

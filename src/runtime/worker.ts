@@ -35,6 +35,16 @@ export interface KaonWorkerOptions {
   workerOptions?: Partial<Omit<WorkerOptions, 'taskQueue' | 'activities' | 'workflowsPath' | 'workflowBundle' | 'connection'>>;
 }
 
+/** Kaon's process and Python executors, reading and writing artifacts in `store`. */
+export function defaultExecutors(store: ArtifactStore): NonNullable<StepActivityDeps['executors']> {
+  return createRunnerExecutors({
+    artifacts: {
+      materialise: (ref, dir) => store.getPath(ref, dir),
+      save: (file, inputs, producer) => store.put({ path: file.path }, { name: file.name, ...(file.mediaType ? { mediaType: file.mediaType } : {}), producer, inputs }),
+    },
+  });
+}
+
 /** The memo table and run index on a store, in the shape execution needs. */
 export function stepMemo(store: ArtifactStore): StepMemo {
   const table = createMemoTable(store);
@@ -70,12 +80,7 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   const taskQueue = opts.taskQueue ?? DEFAULT_TASK_QUEUE();
   const { impls, steps } = collectSteps(opts.activities);
   const store = opts.artifacts ?? createArtifactStore();
-  const executors = opts.executors ?? createRunnerExecutors({
-    artifacts: {
-      materialise: (ref, dir) => store.getPath(ref, dir),
-      save: (file, inputs, producer) => store.put({ path: file.path }, { name: file.name, ...(file.mediaType ? { mediaType: file.mediaType } : {}), producer, inputs }),
-    },
-  });
+  const executors = opts.executors ?? defaultExecutors(store);
   const activities = createStepActivities({ impls, steps, executors, artifacts: store, memo: stepMemo(store) });
   const stepQueues = new Set<string>(['default']);
   for (const def of [...impls.map((i) => i.def), ...steps]) stepQueues.add(def.options.queue ?? 'default');

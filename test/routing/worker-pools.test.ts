@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, test } from 'node:test';
+import { KaonClient } from '../../src/client';
 import { CliProcess, cliEnv } from '../cli/cli-process';
 import { pySquares } from '../fixtures/python-pipeline/workflows';
 import { testEnv, type TestEnv } from '../support/temporal';
@@ -19,7 +20,7 @@ after(async () => {
 test('a python-queue step waits for a python worker, then the run completes; each worker serves only its queues', async () => {
   env = await testEnv('routing');
   const childEnv = cliEnv({ TEMPORAL_ADDRESS: env.address, KAON_TASK_QUEUE: `routing-${randomUUID().slice(0, 8)}`, KAON_ARTIFACTS: `file://${env.artifactsDir}` });
-  const kaon = await (await import('../../src/client')).connect({ connection: env.temporal.connection, taskQueue: childEnv.KAON_TASK_QUEUE! });
+  const kaon = new KaonClient(env.temporal, childEnv.KAON_TASK_QUEUE!, false);
 
   const general = new CliProcess(['worker', '--queues', 'default', ...project], { env: childEnv });
   workers.push(general);
@@ -50,5 +51,4 @@ test('a python-queue step waits for a python worker, then the run completes; eac
   assert.equal(result.rows, 5);
   const final = await run.progress();
   assert.ok(final.steps.every((s) => s.status === 'succeeded'));
-  await kaon.close();
 });
