@@ -35,11 +35,14 @@ export interface StepArtifactStore {
 /** What execution needs of the memo table and its run index. */
 export interface StepMemo {
   key(input: { step: string; version: string | number; input: unknown; salt?: string | number }): string;
+  /** A cross-run cache entry, only if every artifact it refers to still exists. */
   get(key: string): Promise<{ output: unknown; runId: string } | undefined>;
   put(key: string, entry: { output: unknown; refs: ArtifactRef[]; runId: string; stepKey: string; step: string }): Promise<unknown>;
-  /** Record that `stepKey` of `runId` produced memo key `key` (every successful step, for resume). */
-  record(runId: string, entry: { stepKey: string; step: string; key: string }): Promise<void>;
-  lookup(runId: string, stepKey: string): Promise<{ key: string } | undefined>;
+  /** Record what `stepKey` of `runId` computed, for resume. Write-behind: returns at once. */
+  record(runId: string, entry: { stepKey: string; step: string; key: string; output: unknown; refs: ArtifactRef[] }): void;
+  lookup(runId: string, stepKey: string): Promise<{ key: string; output: unknown; refs: ArtifactRef[] } | undefined>;
+  /** Whether every artifact still exists (a reuse whose blobs are gone is a recompute). */
+  allExist(refs: ArtifactRef[]): Promise<boolean>;
 }
 
 export type StepActivity = (call: StepCall) => Promise<StepResult>;
@@ -163,7 +166,7 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         progress: (fraction, message) => heartbeat({ fraction, message }),
         artifacts,
       };
-      heartbeat();
+      // No heartbeat at start (a server round trip per step); steps over a second heartbeat every second.
       const timer = setInterval(() => heartbeat(), deps.autoHeartbeatMs ?? 1000);
       timer.unref();
       try {
@@ -176,24 +179,22 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         const memo = deps.memo;
         const cacheOpt = def.options.cache;
         const key = memo?.key({ step: name, version: def.version, input, ...(typeof cacheOpt === 'object' && cacheOpt.version !== undefined ? { salt: cacheOpt.version } : {}) });
+        const cacheOn = Boolean(cacheOpt) && call.cache !== 'off';
         if (memo && key) {
+          const reuse = (output: unknown, from: 'cache' | 'resume', fromRun: string): StepResult => {
+            memo.record(runId, { stepKey: call.key, step: name, key, output, refs: refsIn(output) });
+            return { output, attempt, reused: { from, runId: fromRun } };
+          };
           // Resume: reuse what the earlier run computed for this step key from the same input.
           const from = call.resumeFrom;
           if (from && !recomputes(from.recompute, call.key, name)) {
             const prev = await memo.lookup(from.workflowId, call.key);
-            const hit = prev?.key === key ? await memo.get(key) : undefined;
-            if (hit) {
-              await memo.record(runId, { stepKey: call.key, step: name, key });
-              return { output: hit.output, attempt, reused: { from: 'resume', runId: from.workflowId } };
-            }
+            if (prev?.key === key && (await memo.allExist([...prev.refs, ...refsIn(prev.output)]))) return reuse(prev.output, 'resume', from.workflowId);
           }
           // Cross-run cache (opt-in per step; a run may turn it off). A hit whose blobs are gone is a miss.
-          if (cacheOpt && call.cache !== 'off') {
+          if (cacheOn) {
             const hit = await memo.get(key);
-            if (hit) {
-              await memo.record(runId, { stepKey: call.key, step: name, key });
-              return { output: hit.output, attempt, reused: { from: 'cache', runId: hit.runId } };
-            }
+            if (hit) return reuse(hit.output, 'cache', hit.runId);
           }
         }
         const raw = await exec(input, ctx);
@@ -211,8 +212,10 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
           });
         }
         if (memo && key) {
-          await memo.put(key, { output, refs: refsIn(output), runId, stepKey: call.key, step: name });
-          await memo.record(runId, { stepKey: call.key, step: name, key });
+          const refs = refsIn(output);
+          // Cache entries are written (and awaited) only for steps that opted in; every step gets a resume record.
+          if (cacheOn) await memo.put(key, { output, refs, runId, stepKey: call.key, step: name });
+          memo.record(runId, { stepKey: call.key, step: name, key, output, refs });
         }
         return { output, attempt };
       } catch (err) {

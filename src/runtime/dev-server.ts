@@ -118,6 +118,9 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   if (uiPort === undefined) args.push('--headless');
   else args.push('--ui-port', String(uiPort));
   for (const key of Object.values(SA)) args.push('--search-attribute', `${key}=Keyword`);
+  // The dev server polls its transfer queue at 20/s by default, which alone puts a 50 ms floor under every
+  // sequential step (measured by npm run bench); a single-machine server can afford far more.
+  args.push('--dynamic-config-value', 'history.transferProcessorMaxPollRPS=1000', '--dynamic-config-value', 'history.timerProcessorMaxPollRPS=1000');
 
   const logFile = path.join(home, `temporal-${port}.log`);
   const out = openSync(logFile, 'a');

@@ -45,16 +45,20 @@ export function defaultExecutors(store: ArtifactStore): NonNullable<StepActivity
   });
 }
 
-/** The memo table and run index on a store, in the shape execution needs. */
-export function stepMemo(store: ArtifactStore): StepMemo {
+/** The memo table and run index on a store, in the shape execution needs (plus flush for shutdown). */
+export function stepMemo(store: ArtifactStore): StepMemo & { flush(): Promise<void> } {
   const table = createMemoTable(store);
-  const index = createRunIndex(store.records);
+  const index = createRunIndex(store.records, (err, e) => {
+    process.emitWarning(`kaon: could not record step ${e.stepKey} for resume (a resume will recompute it): ${String(err)}`);
+  });
   return {
     key: memoKey,
     get: (key) => table.get(key),
     put: (key, e) => table.put(key, e),
     record: (runId, e) => index.record(runId, e),
     lookup: (runId, stepKey) => index.lookup(runId, stepKey),
+    allExist: async (refs) => (await Promise.all(refs.map((r) => store.exists(r).catch(() => false)))).every(Boolean),
+    flush: () => index.flush(),
   };
 }
 
@@ -81,7 +85,8 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   const { impls, steps } = collectSteps(opts.activities);
   const store = opts.artifacts ?? createArtifactStore();
   const executors = opts.executors ?? defaultExecutors(store);
-  const activities = createStepActivities({ impls, steps, executors, artifacts: store, memo: stepMemo(store) });
+  const memo = stepMemo(store);
+  const activities = createStepActivities({ impls, steps, executors, artifacts: store, memo });
   const stepQueues = new Set<string>(['default']);
   for (const def of [...impls.map((i) => i.def), ...steps]) stepQueues.add(def.options.queue ?? 'default');
   const wanted = opts.queues ?? [...stepQueues];
@@ -113,7 +118,8 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
     );
   }
   const polled = workers.map((w) => w.options.taskQueue);
-  const runAll = () => Promise.all(workers.map((w) => w.run())).then(() => undefined);
+  // Resume records are write-behind: a stopped worker has written all of them.
+  const runAll = () => Promise.all(workers.map((w) => w.run())).then(() => memo.flush());
   return {
     taskQueue,
     polled,

@@ -50,8 +50,17 @@ export class RunStateTracker {
     this.publish();
   }
 
+  private detailsQueued = false;
+
   private publish(currentStep?: string): void {
-    setCurrentDetails(renderMarkdown(this.state, now()));
+    // Render the Web UI details once per workflow activation, not once per change: a render walks every step.
+    if (!this.detailsQueued) {
+      this.detailsQueued = true;
+      void Promise.resolve().then(() => {
+        this.detailsQueued = false;
+        setCurrentDetails(renderMarkdown(this.state, now()));
+      });
+    }
     const updates: SearchAttributeUpdatePair[] = [];
     if (this.state.status !== this.lastStatus) {
       this.lastStatus = this.state.status;
