@@ -104,7 +104,9 @@ export async function ensurePythonEnv(requirements: readonly string[], opts: Pyt
   const base = await describeBase(python);
   if (reqs.length === 0) return base.executable;
   const key = pythonEnvKey(reqs, `${base.executable}|${base.version}`);
-  const dir = path.join(opts.home ?? kaonHome(), 'venvs', key);
+  // KAON_PYTHON_ENVS shares environments between projects (or test homes); they are keyed by content anyway.
+  const root = opts.home ? path.join(opts.home, 'venvs') : process.env.KAON_PYTHON_ENVS ? path.resolve(process.env.KAON_PYTHON_ENVS) : path.join(kaonHome(), 'venvs');
+  const dir = path.join(root, key);
   if (await isReady(dir)) return venvPython(dir);
   let p = inFlight.get(dir);
   if (!p) {

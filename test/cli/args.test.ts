@@ -140,7 +140,7 @@ describe('project loading', () => {
     // Conventions when there is no block.
     const r = resolveProject(ROOT);
     assert.equal(r.workflows, path.join(ROOT, 'workflows/index.ts'));
-    assert.deepEqual(r.demo, { pipeline: 'ml-demo', params: {} });
+    assert.deepEqual(r.demo, { pipeline: 'retrain-recommender', params: {} });
   });
 
   test('pipelines are found through the block (and by flag)', async () => {
@@ -163,7 +163,7 @@ describe('project loading', () => {
     writeFileSync(path.join(proj, 'package.json'), JSON.stringify({ name: 'x', kaon: { workflows: path.join(FIXTURE, 'pipelines.ts'), demo: { pipeline: 'cli-slow', params: { ms: 'soon' } } } }));
     assertOneLineError(await cli(['demo'], { cwd: proj }), 1, 'params of the demo pipeline "cli-slow" is invalid', 'field "ms"', '"kaon": { "demo"');
     writeFileSync(path.join(proj, 'package.json'), JSON.stringify({ name: 'x', kaon: { workflows: path.join(FIXTURE, 'pipelines.ts') } }));
-    assertOneLineError(await cli(['demo'], { cwd: proj }), 1, 'no pipeline named "ml-demo"', 'known: cli-slow');
+    assertOneLineError(await cli(['demo'], { cwd: proj }), 1, 'no pipeline named "retrain-recommender"', 'known: cli-slow');
   });
 });
 

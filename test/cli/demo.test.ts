@@ -37,30 +37,29 @@ describe('kaon demo and kaon dev', { timeout: 400_000 }, () => {
     if (home) rmSync(home, { recursive: true, force: true });
   });
 
-  test('kaon demo runs ml-demo with live plain progress, prints the metrics and the Web UI link, exits 0', async () => {
+  test('kaon demo (npm run demo) runs retrain-recommender with live plain progress, prints the results table and the Web UI link, exits 0', async () => {
     const port = await freePort();
     const uiPort = await freePort();
     const r = await kaon(['demo'], {
-      env: cliEnv({ TEMPORAL_CLI: temporalCli, KAON_HOME: home, KAON_DEV_PORT: String(port), KAON_DEV_UI_PORT: String(uiPort), TEMPORAL_ADDRESS: undefined, KAON_TASK_QUEUE: undefined }),
-      timeoutMs: 180_000,
+      // The scientific virtualenv is shared with the other tests (KAON_PYTHON_ENVS); everything else is private.
+      env: cliEnv({ TEMPORAL_CLI: temporalCli, KAON_HOME: home, KAON_PYTHON_ENVS: path.join(ROOT, '.kaon', 'venvs'), KAON_DEV_PORT: String(port), KAON_DEV_UI_PORT: String(uiPort), TEMPORAL_ADDRESS: undefined, KAON_TASK_QUEUE: undefined }),
+      timeoutMs: 360_000,
     });
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, new RegExp(`^kaon demo: Temporal 127\\.0\\.0\\.1:${port}, Web UI http://127\\.0\\.0\\.1:${uiPort}$`, 'm'));
-    const id = /^kaon demo: started ml-demo run (ml-demo-[0-9a-f]{8})$/m.exec(r.stdout)?.[1];
+    const id = /^kaon demo: started retrain-recommender run (retrain-recommender-[0-9a-f]{8})$/m.exec(r.stdout)?.[1];
     assert.ok(id, r.stdout);
-    // Progress: plain timestamped lines (stdout is a pipe), never escape codes.
+    // Progress: plain timestamped lines (stdout is a pipe), never escape codes; per-epoch progress of training.
     assert.doesNotMatch(r.stdout, ANSI);
-    assert.match(r.stdout, /^\d\d:\d\d:\d\d trainModel\[knn\] succeeded in \d+\.\ds$/m);
-    assert.match(r.stdout, /^\d\d:\d\d:\d\d ml-demo succeeded in \d+\.\ds$/m);
-    // The result: the metrics table, the best model, the run and its Web UI page.
-    assert.match(r.stdout, /^model {8}accuracy {2}precision {2}recall {2}f1 {6}auc$/m);
-    for (const m of ['logistic', 'naive-bayes', 'knn']) assert.match(r.stdout, new RegExp(`^${m}\\s+(0\\.\\d{4}\\s+){4}0\\.\\d{4}$`, 'm'));
-    assert.match(r.stdout, /^best: (logistic|naive-bayes|knn)$/m);
+    assert.match(r.stdout, /^\d\d:\d\d:\d\d train\[US\] running \d+% US rank 4 epoch \d\/8 loss 0\.\d{4}$/m);
+    assert.match(r.stdout, /^\d\d:\d\d:\d\d train\[JP\]#3 succeeded in \d+\.\ds$/m);
+    assert.match(r.stdout, /^\d\d:\d\d:\d\d retrain-recommender succeeded in \d+\.\ds$/m);
+    // The result table: one row per country; JP needed three trainings (the validation loop).
+    assert.match(r.stdout, /^country {2}trainings {2}rank {2}recall@20 {2}NDCG@20 {2}baseline NDCG {2}lift {3}published$/m);
+    for (const c of ['US', 'BR', 'IN']) assert.match(r.stdout, new RegExp(`^${c} +1 +4 +0\\.\\d{4} +0\\.\\d{4} +0\\.\\d{4} +\\+\\d+% +(yes|no) — `, 'm'));
+    assert.match(r.stdout, /^JP +3 +16 +0\.\d{4} +0\.\d{4} +0\.\d{4} +\+\d+% +(yes|no) — /m);
     assert.match(r.stdout, new RegExp(`^run: {4}${id}$`, 'm'));
     assert.match(r.stdout, new RegExp(`^Web UI: http://127\\.0\\.0\\.1:${uiPort}/namespaces/default/workflows/${id}$`, 'm'));
-    // It stopped the server it started, whose state is durable under KAON_HOME.
-    assert.equal(await portOpen(port), false);
-    assert.ok(existsSync(path.join(home, 'temporal.db')));
   });
 
   test('kaon dev serves runs until SIGINT, then shuts the worker down and stops its server', async () => {
@@ -73,7 +72,7 @@ describe('kaon demo and kaon dev', { timeout: 400_000 }, () => {
       await dev.waitFor(/^kaon dev: ready; Ctrl-C to stop/m, 150_000);
       assert.match(dev.stdout, new RegExp(`^kaon dev: Temporal 127\\.0\\.0\\.1:${port} \\(namespace default\\)$`, 'm'));
       assert.match(dev.stdout, new RegExp(`^kaon dev: Web UI {3}http://127\\.0\\.0\\.1:${uiPort}$`, 'm'));
-      assert.match(dev.stdout, new RegExp(`^  task queue ${queue}: pipelines ml-demo; steps `, 'm'));
+      assert.match(dev.stdout, new RegExp(`^  task queue ${queue}: pipelines ml-demo, retrain-recommender; steps `, 'm'));
 
       // Another shell: the address of the dev server (KAON_DEV_PORT tells the CLI which UI belongs to it).
       const r = await kaon(['run', 'ml-demo', '--params', '{"seed":1,"rows":200}', '--wait'], { env: cliEnv({ TEMPORAL_ADDRESS: `127.0.0.1:${port}`, ...ports }) });
