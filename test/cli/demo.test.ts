@@ -60,6 +60,9 @@ describe('kaon demo and kaon dev', { timeout: 400_000 }, () => {
     assert.match(r.stdout, /^JP +3 +16 +0\.\d{4} +0\.\d{4} +0\.\d{4} +\+\d+% +(yes|no) — /m);
     assert.match(r.stdout, new RegExp(`^run: {4}${id}$`, 'm'));
     assert.match(r.stdout, new RegExp(`^Web UI: http://127\\.0\\.0\\.1:${uiPort}/namespaces/default/workflows/${id}$`, 'm'));
+    // It stopped the server it started, whose state is durable under KAON_HOME.
+    assert.equal(await portOpen(port), false);
+    assert.ok(existsSync(path.join(home, 'temporal.db')));
   });
 
   test('kaon dev serves runs until SIGINT, then shuts the worker down and stops its server', async () => {
