@@ -2,20 +2,13 @@
 // `npm run bench:demo`. Runs retrain-recommender once with caching off (warm virtualenv, cold cache) on a
 // private dev server, then splits its wall time using the run's Temporal history and per-step timings.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import * as activities from '../activities';
 import { RECSYS_REQUIREMENTS } from '../activities/recommender';
-import { connect } from '../src/client';
-import { createArtifactStore } from '../src/data/store';
 import { ensurePythonEnv } from '../src/execution/python-env';
-import { createKaonWorker, defaultExecutors, startDevServer } from '../src/runtime';
+import { defaultExecutors } from '../src/runtime';
 import { retrainRecommender } from '../workflows/recommender';
-
-Runtime.install({ logger: new DefaultLogger('WARN') });
+import { withBenchWorker } from './support';
 const ROOT = path.resolve(__dirname, '..');
 
 /** What each script imports before it does any work (interpreter start-up is measured with exactly these). */
@@ -52,26 +45,22 @@ async function main(): Promise<void> {
   const python = await ensurePythonEnv(RECSYS_REQUIREMENTS, { say: (m) => console.log(m) });
   console.log(`python env ready in ${Date.now() - t0} ms (${python})`);
 
-  const server = await startDevServer({ port: 0, dbFile: null, headless: true });
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'kaon-bench-demo-'));
-  const store = createArtifactStore(tmp, { localDir: tmp });
-  const base = defaultExecutors(store);
   const executorMs = new Map<string, number>();
-  const timed = Object.fromEntries(
-    Object.entries(base).map(([kind, exec]) => [kind, async (...a: Parameters<typeof exec>) => {
-      const t = process.hrtime.bigint();
-      try {
-        return await exec(...a);
-      } finally {
-        executorMs.set(a[2].key, Number(process.hrtime.bigint() - t) / 1e6);
-      }
-    }]),
-  ) as typeof base;
-  try {
-    const connection = await NativeConnection.connect({ address: server.address });
-    const worker = await createKaonWorker({ workflowsPath: path.join(ROOT, 'workflows/index.ts'), activities, taskQueue: 'bench-demo', connection, artifacts: store, executors: timed });
-    const kaon = await connect({ connection: await Connection.connect({ address: server.address }), taskQueue: 'bench-demo' });
-    await worker.runUntil(async () => {
+  await withBenchWorker('bench-demo', (store) => {
+    const base = defaultExecutors(store);
+    // Time each runner executor call (process start to exit, plus artifact I/O), by step key.
+    const executors = Object.fromEntries(
+      Object.entries(base).map(([kind, exec]) => [kind, async (...a: Parameters<typeof exec>) => {
+        const t = process.hrtime.bigint();
+        try {
+          return await exec(...a);
+        } finally {
+          executorMs.set(a[2].key, Number(process.hrtime.bigint() - t) / 1e6);
+        }
+      }]),
+    ) as typeof base;
+    return { executors };
+  }, async ({ kaon, tmp }) => {
       const wall0 = Date.now();
       const run = await kaon.start(retrainRecommender, { registry: path.join(tmp, 'registry') }, { cache: 'off' });
       await run.result();
@@ -134,13 +123,7 @@ async function main(): Promise<void> {
       console.log(`  other Python compute + Kaon's process executor (artifact I/O, env lookup, protocol): ${(otherCompute / 1000).toFixed(1)} s = ${pct(otherCompute, busy)}`);
       console.log(`  Kaon activity wrapper outside the executor (validation, memo writes): ${(kaonInActivity / 1000).toFixed(2)} s = ${pct(kaonInActivity, busy)}`);
       console.log(`  TS steps: ${(tsSteps / 1000).toFixed(2)} s`);
-    });
-    await kaon.close();
-    await connection.close();
-  } finally {
-    await server.stop();
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  });
 }
 
 void main();

@@ -6,23 +6,15 @@ import { after, before, test } from 'node:test';
 import * as activities from '../../activities';
 import * as ml from '../../activities/ml/tabular';
 import { mlDemo } from '../../workflows';
-import type { KaonWorker } from '../../src/runtime/worker';
-import { ROOT, testEnv, type TestEnv } from '../support/temporal';
+import { ROOT, runningWorker, type TestEnv } from '../support/temporal';
 
 let env: TestEnv;
-let worker: KaonWorker;
-let running: Promise<void>;
+let stop: () => Promise<void>;
 
 before(async () => {
-  env = await testEnv('demo');
-  worker = await env.worker({ workflowsPath: path.join(ROOT, 'workflows/index.ts'), activities });
-  running = worker.run();
+  ({ env, stop } = await runningWorker('demo', { workflowsPath: path.join(ROOT, 'workflows/index.ts'), activities }));
 });
-after(async () => {
-  worker.shutdown();
-  await running;
-  await env.close();
-});
+after(() => stop());
 
 test('ml-demo completes and its metrics equal the ones recomputed from the same seed', async () => {
   const params = { seed: 11, rows: 600, features: 4, testFraction: 0.3 };

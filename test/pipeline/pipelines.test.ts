@@ -6,27 +6,18 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { RunFailedError } from '../../src/client';
 import { ensureTemporalCli } from '../../src/runtime/temporal-cli';
-import type { KaonWorker } from '../../src/runtime/worker';
 import * as activities from '../fixtures/pipelines';
 import { observed } from '../fixtures/pipelines';
 import { afterRunning, bigOutputPipeline, echoPipeline, failFast, ignoreFailures, retryPipeline, slowPipeline, strictPipeline } from '../fixtures/pipelines/workflows';
-import { testEnv, type TestEnv } from '../support/temporal';
+import { runningWorker, type TestEnv } from '../support/temporal';
 
 let env: TestEnv;
-let worker: KaonWorker;
-let running: Promise<void>;
+let stop: () => Promise<void>;
 
 before(async () => {
-  env = await testEnv('pipelines');
-  worker = await env.worker({ workflowsPath: path.join(__dirname, '../fixtures/pipelines/workflows.ts'), activities });
-  running = worker.run();
+  ({ env, stop } = await runningWorker('pipelines', { workflowsPath: path.join(__dirname, '../fixtures/pipelines/workflows.ts'), activities }));
 });
-
-after(async () => {
-  worker.shutdown();
-  await running;
-  await env.close();
-});
+after(() => stop());
 
 function failureChain(err: unknown): string {
   const parts: string[] = [];

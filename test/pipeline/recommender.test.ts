@@ -5,26 +5,18 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as activities from '../../activities';
-import type { KaonWorker } from '../../src/runtime/worker';
 import { DEFAULT_COUNTRIES, retrainRecommender } from '../../workflows/recommender';
-import { ROOT, testEnv, type TestEnv } from '../support/temporal';
+import { ROOT, runningWorker, type TestEnv } from '../support/temporal';
 
 let env: TestEnv;
-let worker: KaonWorker;
-let running: Promise<void>;
+let stop: () => Promise<void>;
 let registry: string;
 
 before(async () => {
-  env = await testEnv('recommender');
+  ({ env, stop } = await runningWorker('recommender', { workflowsPath: path.join(ROOT, 'workflows/index.ts'), activities }));
   registry = path.join(env.artifactsDir, 'registry');
-  worker = await env.worker({ workflowsPath: path.join(ROOT, 'workflows/index.ts'), activities });
-  running = worker.run();
 });
-after(async () => {
-  worker.shutdown();
-  await running;
-  await env.close();
-});
+after(() => stop());
 
 test('retrain-recommender completes, the validation loop retrains the hard country, winners beat the baseline and get model cards', async () => {
   const run = await env.kaon.start(retrainRecommender, { registry });

@@ -64,3 +64,22 @@ export async function testEnv(prefix = 'test'): Promise<TestEnv> {
     },
   };
 }
+
+/** A test env with one worker running for the whole test file: call in before(), and stop() in after(). */
+export async function runningWorker(
+  prefix: string,
+  opts: Omit<KaonWorkerOptions, 'connection' | 'taskQueue'>,
+): Promise<{ env: TestEnv; worker: KaonWorker; stop(): Promise<void> }> {
+  const env = await testEnv(prefix);
+  const worker = await env.worker(opts);
+  const running = worker.run();
+  return {
+    env,
+    worker,
+    stop: async () => {
+      worker.shutdown();
+      await running;
+      await env.close();
+    },
+  };
+}
