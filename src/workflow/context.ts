@@ -41,6 +41,12 @@ export type Settled<T, R> =
 /** Items in one foreach run in this workflow's history; beyond this, history would approach Temporal's limits. */
 export const MAX_FOREACH_ITEMS = 1000;
 
+/**
+ * A run stops scheduling steps past this many history events, well under Temporal's 10,240-event warning and
+ * 51,200-event hard limit, so a too-large run fails with a clear error instead of being terminated by the server.
+ */
+export const MAX_HISTORY_EVENTS = 9000;
+
 /** Default retry policy: ML steps fail for real reasons more often than transient ones; 3 attempts, backing off. */
 export const DEFAULT_RETRY = { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' } as const;
 export const DEFAULT_TIMEOUT = '10m';
@@ -53,6 +59,11 @@ interface Scope {
 export interface RunOptions {
   cache: 'on' | 'off';
   resumeFrom?: StepCall['resumeFrom'];
+}
+
+export interface RunLimits {
+  /** Stop scheduling steps past this many history events (at most MAX_HISTORY_EVENTS). */
+  historyEvents: number;
 }
 
 /** The workflow-side API a pipeline's `run` receives. */
@@ -88,6 +99,7 @@ export class KaonContext implements Kaon {
   constructor(
     private readonly tracker: RunStateTracker,
     private readonly run: RunOptions,
+    private readonly limits: RunLimits = { historyEvents: MAX_HISTORY_EVENTS },
   ) {}
 
   get runId(): string {
@@ -122,6 +134,14 @@ export class KaonContext implements Kaon {
   }
 
   async step<S extends StepDef>(def: S, input: StepInput<S>, o: StepCallOptions = {}): Promise<StepOutput<S>> {
+    const info = workflowInfo();
+    if (info.historyLength > this.limits.historyEvents || info.continueAsNewSuggested) {
+      throw ApplicationFailure.create({
+        type: ErrorCode.invalidDefinition,
+        nonRetryable: true,
+        message: `run ${info.workflowId} has ${info.historyLength} history events, near Temporal's limits, so step "${def.name}" was not scheduled. To fix: split the work into child pipelines (executeChild from @temporalio/workflow, each with its own history) or separate runs; their succeeded steps are kept for 'kaon resume'.`,
+      });
+    }
     const scope = this.scope.getStore();
     const key = this.uniqueKey(`${o.key ?? def.name}${scope?.suffix ?? ''}`);
     const queue = o.queue ?? def.options.queue;

@@ -16,6 +16,7 @@ export {
   DEFAULT_RETRY,
   DEFAULT_TIMEOUT,
   MAX_FOREACH_ITEMS,
+  MAX_HISTORY_EVENTS,
   taskQueueFor,
   type FailurePolicy,
   type ForeachOptions,

@@ -5,7 +5,7 @@ import { QUERY_PROGRESS } from '../definition/internal/protocol';
 import type { Pipeline } from '../definition/pipeline';
 import { assertName } from '../definition/step';
 import type { RunState } from '../observe/run-state';
-import { KaonContext, type Kaon, type RunOptions } from './context';
+import { KaonContext, MAX_HISTORY_EVENTS, type Kaon, type RunOptions } from './context';
 import { RunStateTracker } from './run-state-tracker';
 
 export interface PipelineConfig<P extends z.ZodType, R> {
@@ -14,6 +14,8 @@ export interface PipelineConfig<P extends z.ZodType, R> {
   description?: string;
   params: P;
   run(params: z.output<P>, k: Kaon): Promise<R>;
+  /** Tighter limits than Kaon's defaults (a run fails clearly when it would exceed them). */
+  limits?: { historyEvents?: number };
 }
 
 export const progressQuery = defineQuery<RunState>(QUERY_PROGRESS);
@@ -48,7 +50,8 @@ export function definePipeline<P extends z.ZodType, R>(config: PipelineConfig<P,
         subject: `params of pipeline "${name}"`,
         fix: `start the run with params that match the pipeline's params schema`,
       });
-      const result = await config.run(params, new KaonContext(tracker, runOptions ?? { cache: 'on' }));
+      const limits = { historyEvents: Math.min(config.limits?.historyEvents ?? MAX_HISTORY_EVENTS, MAX_HISTORY_EVENTS) };
+      const result = await config.run(params, new KaonContext(tracker, runOptions ?? { cache: 'on' }, limits));
       tracker.finish('succeeded');
       return result;
     } catch (err) {

@@ -8,7 +8,7 @@ import { RunFailedError } from '../../src/client';
 import { ensureTemporalCli } from '../../src/runtime/temporal-cli';
 import * as activities from '../fixtures/pipelines';
 import { observed } from '../fixtures/pipelines';
-import { afterRunning, bigOutputPipeline, echoPipeline, failFast, ignoreFailures, retryPipeline, slowPipeline, strictPipeline } from '../fixtures/pipelines/workflows';
+import { afterRunning, bigOutputPipeline, echoPipeline, longLoop, failFast, ignoreFailures, retryPipeline, slowPipeline, strictPipeline } from '../fixtures/pipelines/workflows';
 import { runningWorker, type TestEnv } from '../support/temporal';
 
 let env: TestEnv;
@@ -87,6 +87,20 @@ describe('large outputs stay out of workflow history', () => {
       assert.equal((await run.progress()).steps[0]?.attempts, 1, 'not retried');
     });
   }
+});
+
+describe('history limits', () => {
+  test('a run that would outgrow its history fails clearly before Temporal would terminate it', async () => {
+    const run = await env.kaon.start(longLoop, { steps: 500 });
+    const err = await run.result().then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof RunFailedError, failureChain(err));
+    assert.match(err.message, /has \d+ history events, near Temporal's limits, so step "echo" was not scheduled\. To fix: split the work into child pipelines/);
+    const state = await run.progress();
+    const ran = state.steps.length;
+    assert.ok(ran > 10 && ran < 60, `stopped early (${ran} steps), not after 500`);
+    assert.ok(state.steps.every((s) => s.status === 'succeeded'), 'every scheduled step completed');
+    assert.equal(state.status, 'failed');
+  });
 });
 
 describe('foreach failure policies', () => {
