@@ -5,6 +5,8 @@ import {
   AsyncLocalStorage,
   CancellationScope,
   CancelledFailure,
+  ChildWorkflowFailure,
+  executeChild,
   isCancellation,
   log,
   proxyActivities,
@@ -13,7 +15,8 @@ import {
 } from '@temporalio/workflow';
 import { toMs } from '../definition/duration';
 import { ErrorCode } from '../definition/errors';
-import type { StepCall, StepFailureDetails, StepResult } from '../definition/internal/protocol';
+import { SAKey, type StepCall, type StepFailureDetails, type StepResult } from '../definition/internal/protocol';
+import type { AnyPipeline, PipelineParams, PipelineResult } from '../definition/pipeline';
 import type { StepDef, StepInput, StepOptions, StepOutput } from '../definition/step';
 import type { FailedItem } from '../observe/run-state';
 import { now, type RunStateTracker } from './run-state-tracker';
@@ -75,8 +78,21 @@ export interface Kaon {
   /** Run `fn` for each item, `concurrency` at a time. Step keys inside get the item's label: `train[US]`. */
   foreach<T, R>(items: readonly T[], opts: ForeachOptions<T> & { onFailure: 'ignore' }, fn: (item: T, index: number) => Promise<R>): Promise<Settled<T, R>[]>;
   foreach<T, R>(items: readonly T[], opts: ForeachOptions<T> & { onFailure?: 'fail-fast' | 'after-running' }, fn: (item: T, index: number) => Promise<R>): Promise<R[]>;
+  /**
+   * Run a pipeline as a child workflow, with its own history: the way to fan out beyond one run's history
+   * (split items with `chunk()` and run one child per batch). Its key in the run state is `<name>[label]`.
+   */
+  child<P extends AnyPipeline>(pipeline: P, params: PipelineParams<P>, opts?: { key?: string }): Promise<PipelineResult<P>>;
   /** This run's workflow id. */
   readonly runId: string;
+}
+
+/** Split items into batches of `size` (for one child pipeline per batch). */
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const n = Math.max(1, Math.floor(size));
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += n) out.push(items.slice(i, i + n));
+  return out;
 }
 
 function failureMessage(err: unknown): string {
@@ -84,6 +100,10 @@ function failureMessage(err: unknown): string {
   // Unwrap ActivityFailure → ApplicationFailure to reach the step's own message.
   while (e instanceof ActivityFailure && e.cause) e = e.cause;
   return e instanceof Error ? e.message : String(e);
+}
+
+function childMessage(err: unknown): string {
+  return err instanceof ChildWorkflowFailure && err.cause ? failureMessage(err.cause) : failureMessage(err);
 }
 
 function failureDetails(err: unknown): StepFailureDetails | undefined {
@@ -139,7 +159,7 @@ export class KaonContext implements Kaon {
       throw ApplicationFailure.create({
         type: ErrorCode.invalidDefinition,
         nonRetryable: true,
-        message: `run ${info.workflowId} has ${info.historyLength} history events, near Temporal's limits, so step "${def.name}" was not scheduled. To fix: split the work into child pipelines (executeChild from @temporalio/workflow, each with its own history) or separate runs; their succeeded steps are kept for 'kaon resume'.`,
+        message: `run ${info.workflowId} has ${info.historyLength} history events, near Temporal's limits, so step "${def.name}" was not scheduled. To fix: split the work into child pipelines (k.child, each with its own history; chunk() makes the batches) or separate runs; succeeded steps are kept for 'kaon resume'.`,
       });
     }
     const scope = this.scope.getStore();
@@ -184,6 +204,31 @@ export class KaonContext implements Kaon {
     }
   }
 
+  async child<P extends AnyPipeline>(pipeline: P, params: PipelineParams<P>, o: { key?: string } = {}): Promise<PipelineResult<P>> {
+    const scope = this.scope.getStore();
+    const name = pipeline.kaon.name;
+    const key = this.uniqueKey(`${o.key ?? name}${scope?.suffix ?? ''}`);
+    const info = workflowInfo();
+    const st = this.tracker.add({ key, step: name, status: 'running', attempts: 1, startedAt: now(), ...(scope?.branch ? { branch: scope.branch } : {}) });
+    // A resumed parent resumes its children too: the old child of the same key has a predictable id.
+    const from = this.run.resumeFrom;
+    const runOptions: RunOptions = { ...this.run, ...(from ? { resumeFrom: { ...from, workflowId: `${from.workflowId}/${key}` } } : {}) };
+    try {
+      const result = await executeChild(name, {
+        workflowId: `${info.workflowId}/${key}`,
+        taskQueue: info.taskQueue,
+        args: [params, runOptions],
+        typedSearchAttributes: [{ key: SAKey.pipeline, value: name }, { key: SAKey.status, value: 'running' }],
+        staticSummary: `${name} (child of ${info.workflowId}, ${key})`,
+      });
+      this.tracker.update(st, { status: 'succeeded', endedAt: now() });
+      return result as PipelineResult<P>;
+    } catch (err) {
+      this.tracker.update(st, { status: isCancellation(err) ? 'cancelled' : 'failed', endedAt: now(), error: childMessage(err) });
+      throw err;
+    }
+  }
+
   async parallel<B extends Record<string, () => Promise<unknown>>>(branches: B): Promise<{ [K in keyof B]: Awaited<ReturnType<B[K]>> }> {
     const outer = this.scope.getStore();
     const names = Object.keys(branches);
@@ -200,7 +245,7 @@ export class KaonContext implements Kaon {
       throw ApplicationFailure.create({
         type: ErrorCode.invalidDefinition,
         nonRetryable: true,
-        message: `foreach over ${items.length} items exceeds ${MAX_FOREACH_ITEMS} in one run, which would push the run's history towards Temporal's 10,240-event warning. To fix: split the items into batches of at most ${MAX_FOREACH_ITEMS} and run each batch as a child pipeline (executeChild from @temporalio/workflow), or run them as separate runs.`,
+        message: `foreach over ${items.length} items exceeds ${MAX_FOREACH_ITEMS} in one run, which would push the run's history towards Temporal's 10,240-event warning. To fix: split the items into batches with chunk(items, ${MAX_FOREACH_ITEMS}) and run each batch as a child pipeline with k.child(batchPipeline, { items: batch }).`,
       });
     }
     const policy = opts.onFailure ?? 'fail-fast';

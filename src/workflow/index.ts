@@ -14,6 +14,7 @@
 export { definePipeline, progressQuery, type PipelineConfig } from './pipeline';
 export {
   DEFAULT_RETRY,
+  chunk,
   DEFAULT_TIMEOUT,
   MAX_FOREACH_ITEMS,
   MAX_HISTORY_EVENTS,

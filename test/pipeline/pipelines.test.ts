@@ -8,7 +8,7 @@ import { RunFailedError } from '../../src/client';
 import { ensureTemporalCli } from '../../src/runtime/temporal-cli';
 import * as activities from '../fixtures/pipelines';
 import { observed } from '../fixtures/pipelines';
-import { afterRunning, bigOutputPipeline, echoPipeline, longLoop, failFast, ignoreFailures, retryPipeline, slowPipeline, strictPipeline } from '../fixtures/pipelines/workflows';
+import { afterRunning, bigOutputPipeline, echoPipeline, fanOut, longLoop, failFast, ignoreFailures, retryPipeline, slowPipeline, strictPipeline } from '../fixtures/pipelines/workflows';
 import { runningWorker, type TestEnv } from '../support/temporal';
 
 let env: TestEnv;
@@ -100,6 +100,27 @@ describe('history limits', () => {
     assert.ok(ran > 10 && ran < 60, `stopped early (${ran} steps), not after 500`);
     assert.ok(state.steps.every((s) => s.status === 'succeeded'), 'every scheduled step completed');
     assert.equal(state.status, 'failed');
+  });
+});
+
+describe('fan-out through child pipelines', () => {
+  test('batches run as child pipelines with their own histories, visible in the run state and in visibility', async () => {
+    const run = await env.kaon.start(fanOut, { n: 25, batch: 10 });
+    const result = await run.result();
+    assert.deepEqual(result, Array.from({ length: 25 }, (_, i) => `v${i}`));
+    const state = await run.progress();
+    assert.deepEqual(state.steps.map((s) => [s.key, s.status]), [['test-echo-batch[0]', 'succeeded'], ['test-echo-batch[1]', 'succeeded'], ['test-echo-batch[2]', 'succeeded']]);
+    const child = env.kaon.run(`${run.id}/test-echo-batch[2]`);
+    const childState = await child.progress();
+    assert.deepEqual(childState.steps.map((s) => s.key), ['echo[v20]', 'echo[v21]', 'echo[v22]', 'echo[v23]', 'echo[v24]']);
+    const parentEvents = (await env.temporal.workflow.getHandle(run.id).fetchHistory()).events?.length ?? 0;
+    assert.ok(parentEvents < 60, `the parent's history holds the 3 children, not the 25 steps (${parentEvents} events)`);
+    let listed: string[] = [];
+    for (let i = 0; i < 50 && listed.length < 3; i++) {
+      listed = (await env.kaon.list({ pipeline: 'test-echo-batch', status: 'succeeded' })).map((r) => r.id).filter((id) => id.startsWith(`${run.id}/`));
+      if (listed.length < 3) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(listed.length, 3);
   });
 });
 
