@@ -232,10 +232,23 @@ export class KaonContext implements Kaon {
   async parallel<B extends Record<string, () => Promise<unknown>>>(branches: B): Promise<{ [K in keyof B]: Awaited<ReturnType<B[K]>> }> {
     const outer = this.scope.getStore();
     const names = Object.keys(branches);
-    const values = await Promise.all(
-      names.map((name) => this.scope.run({ suffix: outer?.suffix ?? '', branch: name }, () => branches[name]!())),
+    // The first failure cancels the other branches; every branch settles before the error propagates, so no
+    // step outlives the run (Promise.all would return while siblings are still acknowledging cancellation).
+    const scope = new CancellationScope();
+    let first: { err: unknown } | undefined;
+    const settled = await scope.run(() =>
+      Promise.allSettled(
+        names.map((name) =>
+          this.scope.run({ suffix: outer?.suffix ?? '', branch: name }, () => branches[name]!()).catch((err: unknown) => {
+            if (!first || (isCancellation(first.err) && !isCancellation(err))) first = { err };
+            if (!isCancellation(err)) scope.cancel();
+            throw err;
+          }),
+        ),
+      ),
     );
-    return Object.fromEntries(names.map((n, i) => [n, values[i]])) as { [K in keyof B]: Awaited<ReturnType<B[K]>> };
+    if (first) throw first.err;
+    return Object.fromEntries(names.map((n, i) => [n, (settled[i] as PromiseFulfilledResult<unknown>).value])) as { [K in keyof B]: Awaited<ReturnType<B[K]>> };
   }
 
   foreach<T, R>(items: readonly T[], opts: ForeachOptions<T> & { onFailure: 'ignore' }, fn: (item: T, index: number) => Promise<R>): Promise<Settled<T, R>[]>;
