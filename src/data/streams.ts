@@ -8,6 +8,8 @@ import { pipeline } from 'node:stream/promises';
 
 /** Chunk size for file reads: large chunks keep per-chunk overhead far below hashing and IO cost. */
 export const CHUNK = 4 * 1024 * 1024;
+/** Chunk size of streamed blob reads. */
+export const READ_CHUNK = 256 * 1024;
 /** How much a stage may buffer ahead, so hashing (main thread) overlaps reads and writes (libuv threads). */
 export const AHEAD = 8 * 1024 * 1024;
 
