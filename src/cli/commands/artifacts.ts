@@ -1,5 +1,4 @@
 import { ErrorCode, KaonError } from '../../definition/errors';
-import type { ArtifactRef } from '../../definition/artifact-ref';
 import { flag, say, type CommandSpec } from '../command';
 import { humanSize, openStore } from '../store';
 
@@ -40,7 +39,3 @@ export const artifactsCommand: CommandSpec = {
     return 0;
   },
 };
-
-export function refLabel(ref: ArtifactRef): string {
-  return `${ref.name ?? ref.sha256.slice(0, 12)} (${humanSize(ref.size)})`;
-}

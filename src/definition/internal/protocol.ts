@@ -1,9 +1,7 @@
 // Wire types between the workflow (orchestration) and the worker (execution). Internal: not a public API.
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { ArtifactRef } from '../artifact-ref';
 
 export const QUERY_PROGRESS = 'kaon.progress';
-export const SIGNAL_APPROVE = 'kaon.approve';
 
 /** Search attributes Kaon registers on the dev server and upserts from workflows. */
 export const SA = {
@@ -37,7 +35,6 @@ export interface StepResult {
   attempt: number;
   /** Set when the output came from the memo table instead of running the step. */
   reused?: { from: 'cache' | 'resume'; runId: string };
-  artifacts?: ArtifactRef[];
 }
 
 /** Details Kaon attaches to step failures (ApplicationFailure.details[0]). */
