@@ -3,7 +3,7 @@ import { DefaultLogger, Runtime, type LogLevel, type NativeConnection } from '@t
 import { toMs } from '../definition/duration';
 import { DEFAULT_TASK_QUEUE } from '../runtime/config';
 import { collectSteps, createKaonWorker, type KaonWorker } from '../runtime/worker';
-import { taskQueueFor } from '../workflow/context';
+import { taskQueueFor } from '../workflow/options';
 import { formatDuration } from '../observe/terminal';
 import { say, type CliIo } from './command';
 import { loadActivities, loadPipelines, type Project } from './project';

@@ -49,6 +49,8 @@ export const ErrorCode = {
   outputTooLarge: 'KAON_OUTPUT_TOO_LARGE',
   noImplementation: 'KAON_NO_IMPLEMENTATION',
   foreachFailed: 'KAON_FOREACH_FAILED',
+  mapFailed: 'KAON_MAP_FAILED',
+  historyLimit: 'KAON_HISTORY_LIMIT',
   stepFailed: 'KAON_STEP_FAILED',
   notFound: 'KAON_NOT_FOUND',
   config: 'KAON_CONFIG',

@@ -8,7 +8,7 @@ import { createRunIndex } from '../data/run-index';
 import { createStepActivities, type StepActivityDeps, type StepMemo } from '../execution/activities';
 import { createRunnerExecutors } from '../execution/runners';
 import { isStepImpl, type StepImpl } from '../execution/implement';
-import { taskQueueFor } from '../workflow/context';
+import { taskQueueFor } from '../workflow/options';
 import { bundlePipelines } from './bundle';
 import { DEFAULT_TASK_QUEUE, nativeConnectionConfig } from './config';
 

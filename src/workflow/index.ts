@@ -12,17 +12,9 @@
  * });
  */
 export { definePipeline, progressQuery, type PipelineConfig } from './pipeline';
-export {
-  DEFAULT_RETRY,
-  chunk,
-  DEFAULT_TIMEOUT,
-  MAX_FOREACH_ITEMS,
-  MAX_HISTORY_EVENTS,
-  taskQueueFor,
-  type FailurePolicy,
-  type ForeachOptions,
-  type Kaon,
-  type Settled,
-  type StepCallOptions,
-} from './context';
+export { type Kaon } from './context';
+export { DEFAULT_RETRY, DEFAULT_TIMEOUT, taskQueueFor, type StepCallOptions } from './options';
+export { chunk, MAX_FOREACH_ITEMS, type FailurePolicy, type ForeachOptions, type Settled } from './foreach';
+export { HISTORY_LIMITS, MAX_HISTORY_EVENTS, type HistoryBudget } from './history-guard';
+export type { RunOptions } from './core';
 export { pipelineDispatcher } from './dispatch';

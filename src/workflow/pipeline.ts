@@ -5,7 +5,9 @@ import { QUERY_PROGRESS } from '../definition/internal/protocol';
 import type { Pipeline } from '../definition/pipeline';
 import { assertName } from '../definition/step';
 import type { RunState } from '../observe/run-state';
-import { KaonContext, MAX_HISTORY_EVENTS, type Kaon, type RunOptions } from './context';
+import { KaonContext, type Kaon } from './context';
+import { RunCore, type RunOptions } from './core';
+import { HISTORY_LIMITS } from './history-guard';
 import { RunStateTracker } from './run-state-tracker';
 
 export interface PipelineConfig<P extends z.ZodType, R> {
@@ -16,6 +18,8 @@ export interface PipelineConfig<P extends z.ZodType, R> {
   run(params: z.output<P>, k: Kaon): Promise<R>;
   /** Tighter limits than Kaon's defaults (a run fails clearly when it would exceed them). */
   limits?: { historyEvents?: number };
+  /** Temporal priority of this pipeline's steps and children: 1 (first) … 5; default 3. A start may override it. */
+  priority?: number;
 }
 
 export const progressQuery = defineQuery<RunState>(QUERY_PROGRESS);
@@ -41,6 +45,9 @@ function messageOf(err: unknown): string {
 export function definePipeline<P extends z.ZodType, R>(config: PipelineConfig<P, R>): Pipeline<P, R> {
   assertName('pipeline', config.name);
   const name = config.name;
+  if (config.priority !== undefined && !(Number.isInteger(config.priority) && config.priority >= 1 && config.priority <= 5)) {
+    throw new KaonError({ code: ErrorCode.invalidDefinition, what: `priority ${JSON.stringify(config.priority)} is not valid`, where: `pipeline "${name}"`, fix: 'use an integer from 1 (runs first) to 5; Temporal\'s default is 3' });
+  }
   const workflow = async (rawParams: z.input<P>, runOptions?: RunOptions): Promise<R> => {
     const tracker = new RunStateTracker(name);
     setHandler(progressQuery, () => tracker.state);
@@ -50,8 +57,9 @@ export function definePipeline<P extends z.ZodType, R>(config: PipelineConfig<P,
         subject: `params of pipeline "${name}"`,
         fix: `start the run with params that match the pipeline's params schema`,
       });
-      const limits = { historyEvents: Math.min(config.limits?.historyEvents ?? MAX_HISTORY_EVENTS, MAX_HISTORY_EVENTS) };
-      const result = await config.run(params, new KaonContext(tracker, runOptions ?? { cache: 'on' }, limits));
+      const limits = { historyEvents: Math.min(config.limits?.historyEvents ?? HISTORY_LIMITS.events, HISTORY_LIMITS.events) };
+      const run = { ...(config.priority !== undefined ? { priority: config.priority } : {}), ...(runOptions ?? { cache: 'on' as const }) };
+      const result = await config.run(params, new KaonContext(new RunCore(tracker, run, limits)));
       tracker.finish('succeeded');
       return result;
     } catch (err) {

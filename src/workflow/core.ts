@@ -1,0 +1,76 @@
+import { AsyncLocalStorage, workflowInfo } from '@temporalio/workflow';
+import type { Priority } from '@temporalio/common';
+import type { StepCall } from '../definition/internal/protocol';
+import { HistoryGuard } from './history-guard';
+import type { RunStateTracker } from './run-state-tracker';
+
+/** How a run was started: passed by the client as the workflow's second argument. */
+export interface RunOptions {
+  cache: 'on' | 'off';
+  resumeFrom?: StepCall['resumeFrom'];
+  /** Temporal priority key (1 = first … 5); default the pipeline's, else Temporal's default (3). */
+  priority?: number;
+  /** Fairness key shared by every step and child of this run; default the root run's id. */
+  fairnessKey?: string;
+}
+
+export interface RunLimits {
+  /** Stop scheduling steps past this many history events (at most HISTORY_LIMITS.events). */
+  historyEvents: number;
+}
+
+interface Scope {
+  suffix: string;
+  branch?: string;
+}
+
+/** Fairness keys are at most 64 bytes; a long run id keeps its tail, which is where ids differ. */
+export function fairnessKeyFor(id: string): string {
+  return id.length <= 64 ? id : id.slice(-64);
+}
+
+/**
+ * What every orchestration primitive of one execution shares: the run state, how the run was started, the
+ * history guard, and the key scope that turns `train` into `train[US]#2`.
+ */
+export class RunCore {
+  private readonly scopes = new AsyncLocalStorage<Scope>();
+  private readonly keyUses = new Map<string, number>();
+  readonly guard: HistoryGuard;
+  readonly priority: Priority;
+
+  constructor(
+    readonly tracker: RunStateTracker,
+    readonly run: RunOptions,
+    limits: RunLimits,
+  ) {
+    this.guard = new HistoryGuard(limits.historyEvents);
+    this.priority = {
+      fairnessKey: run.fairnessKey ?? fairnessKeyFor(workflowInfo().root?.workflowId ?? workflowInfo().workflowId),
+      ...(run.priority !== undefined ? { priorityKey: run.priority } : {}),
+    };
+  }
+
+  /** A unique key in the current scope. A repeated call (a retraining loop) gets `#2`, `#3`. */
+  key(base: string): string {
+    const full = `${base}${this.scopes.getStore()?.suffix ?? ''}`;
+    const n = (this.keyUses.get(full) ?? 0) + 1;
+    this.keyUses.set(full, n);
+    return n === 1 ? full : `${full}#${n}`;
+  }
+
+  get branch(): string | undefined {
+    return this.scopes.getStore()?.branch;
+  }
+
+  /** Run fn with `[label]` appended to the keys of everything it calls. */
+  withLabel<R>(label: string, fn: () => Promise<R>): Promise<R> {
+    const outer = this.scopes.getStore();
+    return this.scopes.run({ suffix: `${outer?.suffix ?? ''}[${label}]`, ...(outer?.branch ? { branch: outer.branch } : {}) }, fn);
+  }
+
+  /** Run fn as the named parallel branch. */
+  inBranch<R>(branch: string, fn: () => Promise<R>): Promise<R> {
+    return this.scopes.run({ suffix: this.scopes.getStore()?.suffix ?? '', branch }, fn);
+  }
+}

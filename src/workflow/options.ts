@@ -1,0 +1,41 @@
+import { ActivityCancellationType, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import type { Priority } from '@temporalio/common';
+import { toMs } from '../definition/duration';
+import type { StepDef, StepOptions } from '../definition/step';
+
+/** Per-call overrides of a step's options. `key` names the call in the run state (default: the step name). */
+export interface StepCallOptions extends Omit<StepOptions, 'cache'> {
+  key?: string;
+}
+
+/** Default retry policy: ML steps fail for real reasons more often than transient ones; 3 attempts, backing off. */
+export const DEFAULT_RETRY = { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' } as const;
+export const DEFAULT_TIMEOUT = '10m';
+
+/** A step's `queue` maps to a task queue under the pipeline's own: `kaon` + `python` → `kaon.python`. */
+export function taskQueueFor(base: string, queue: string): string {
+  return queue === 'default' ? base : `${base}.${queue}`;
+}
+
+/** The Temporal activity options of one step call: the step's contract, then the call's overrides. */
+export function activityOptionsFor(def: StepDef, o: StepCallOptions, key: string, priority?: Priority): ActivityOptions {
+  const where = `step "${def.name}"`;
+  const timeout = o.timeout ?? def.options.timeout ?? DEFAULT_TIMEOUT;
+  const summary = o.summary ?? def.options.summary;
+  const opts: ActivityOptions = {
+    activityId: key,
+    summary: summary ? `${key} — ${summary}` : key,
+    startToCloseTimeout: toMs(timeout, where),
+    retry: { ...DEFAULT_RETRY, ...(def.options.retry ?? {}), ...(o.retry ?? {}) },
+    // The workflow waits until the step has seen its cancellation, so nothing keeps running unobserved.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    ...(priority ? { priority } : {}),
+  };
+  const queue = o.queue ?? def.options.queue;
+  if (queue) opts.taskQueue = taskQueueFor(workflowInfo().taskQueue, queue);
+  const s2c = o.scheduleToClose ?? def.options.scheduleToClose;
+  if (s2c !== undefined) opts.scheduleToCloseTimeout = toMs(s2c, where);
+  const hb = o.heartbeat ?? def.options.heartbeat;
+  if (hb !== undefined) opts.heartbeatTimeout = toMs(hb, where);
+  return opts;
+}
