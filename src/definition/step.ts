@@ -75,6 +75,9 @@ export type StepOutput<S extends StepDef> = z.output<S['output']>;
 const NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,99}$/;
 
 export function assertName(kind: string, name: unknown): asserts name is string {
+  if (typeof name === 'string' && /^kaon\./i.test(name)) {
+    throw new KaonError({ code: ErrorCode.invalidDefinition, what: `${kind} name ${JSON.stringify(name)} starts with "kaon.", which Kaon reserves for its own workflows and activities`, fix: 'pick another name' });
+  }
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new KaonError({
       code: ErrorCode.invalidDefinition,

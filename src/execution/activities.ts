@@ -1,6 +1,9 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import type { StepCall, StepFailureDetails, StepResult } from '../definition/internal/protocol';
+import type { BatchCall, BatchResult } from '../definition/internal/map';
+import type { SweepLine } from '../definition/sweep';
+import { priorLine, readSweep } from '../data/manifest';
 import { isArtifactRef, type ArtifactRef } from '../definition/artifact-ref';
 import type { StepDef, StepRunner } from '../definition/step';
 import type { StepArtifacts, StepContext, StepImpl } from './implement';
@@ -46,6 +49,7 @@ export interface StepMemo {
 }
 
 export type StepActivity = (call: StepCall) => Promise<StepResult>;
+export type StepBatchActivity = (call: BatchCall) => Promise<BatchResult>;
 
 interface Runnable {
   def: StepDef;
@@ -129,57 +133,75 @@ function byteLength(v: unknown): number {
   return Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
 }
 
+interface ItemEnv {
+  name: string;
+  def: StepDef;
+  exec: Runnable['exec'];
+  deps: StepActivityDeps;
+  runId: string;
+  attempt: number;
+}
+
+/** Validate the output and bound its size (invariants 3 and 4). */
+function checkOutput(def: StepDef, raw: unknown, key: string): unknown {
+  const output = parseOrThrow(def.output, raw, {
+    code: ErrorCode.invalidOutput,
+    subject: `output of step "${def.name}" (key ${key})`,
+    fix: `make the step return what its output schema declares, or update the schema (and bump the step version)`,
+  });
+  const size = byteLength(output);
+  if (size > MAX_OUTPUT_BYTES) {
+    throw new KaonError({
+      code: ErrorCode.outputTooLarge,
+      what: `output of step "${def.name}" (key ${key}) is ${(size / 1024).toFixed(0)} KiB of JSON, over Kaon's ${MAX_OUTPUT_BYTES / 1024} KiB limit for workflow history`,
+      fix: 'write the large part as an artifact (ctx.artifacts.put) and return its ArtifactRef instead of the data',
+    });
+  }
+  return output;
+}
+
+function parseInput(def: StepDef, raw: unknown, key: string): unknown {
+  return parseOrThrow(def.input, raw, {
+    code: ErrorCode.invalidInput,
+    subject: `input of step "${def.name}" (key ${key})`,
+    fix: `pass an input that matches the step's input schema from the pipeline, or update the schema`,
+  });
+}
+
+function memoKeyOf(env: ItemEnv, input: unknown): string | undefined {
+  const cacheOpt = env.def.options.cache;
+  return env.deps.memo?.key({ step: env.name, version: env.def.version, input, ...(typeof cacheOpt === 'object' && cacheOpt.version !== undefined ? { salt: cacheOpt.version } : {}) });
+}
+
+/** Whether an error is a property of the input or the code (not retried) rather than of the moment. */
+function permanent(err: unknown): boolean {
+  if (err instanceof KaonError) return !err.retryable;
+  if (err instanceof ApplicationFailure) return err.nonRetryable === true;
+  return false;
+}
+
 /**
  * Build the Temporal activities for a set of steps: one activity per step name. Each validates its input,
- * runs the implementation, validates the output, and bounds its size (invariants 3 and 4).
+ * runs the implementation, validates the output, and bounds its size (invariants 3 and 4). The same activity
+ * also runs k.map items, one or a batch per call (a BatchCall).
  */
 export function createStepActivities(deps: StepActivityDeps): Record<string, StepActivity> {
   const runnables = collect(deps);
   const activities: Record<string, StepActivity> = {};
   for (const [name, { def, exec }] of runnables) {
-    activities[name] = async (call: StepCall): Promise<StepResult> => {
+    const single = async (call: StepCall): Promise<StepResult> => {
       const actx = Context.current();
       const attempt = actx.info.attempt;
       const details: StepFailureDetails = { attempt, step: name, key: call.key };
-      let lastProgress: unknown;
-      const heartbeat = (d?: unknown) => {
-        if (d !== undefined) lastProgress = d;
-        actx.heartbeat(lastProgress);
-      };
       const runId = actx.info.workflowExecution?.workflowId ?? '';
-      let inputRefs: ArtifactRef[] = [];
-      const store = deps.artifacts;
-      const producer = { pipeline: call.pipeline, runId, step: call.key, attempt };
-      const artifacts: StepArtifacts = {
-        put: (source, meta = {}) => (store ? store.put(source, { ...meta, producer, inputs: inputRefs }) : Promise.reject(noStore(name))),
-        getPath: (ref, dir) => (store ? store.getPath(ref, dir) : Promise.reject(noStore(name))),
-        getStream: (ref) => (store ? store.getStream(ref) : Promise.reject(noStore(name))),
-      };
-      const ctx: StepContext = {
-        key: call.key,
-        pipeline: call.pipeline,
-        runId,
-        attempt,
-        log: actx.log,
-        signal: actx.cancellationSignal,
-        heartbeat,
-        progress: (fraction, message) => heartbeat({ fraction, message }),
-        artifacts,
-      };
-      // No heartbeat at start (a server round trip per step); steps over a second heartbeat every second.
-      const timer = setInterval(() => heartbeat(), deps.autoHeartbeatMs ?? 1000);
-      timer.unref();
+      const env: ItemEnv = { name, def, exec, deps, runId, attempt };
+      const { ctx, setInputs, stop } = stepContext(env, actx, call.key, call.pipeline);
       try {
-        const input = parseOrThrow(def.input, call.input, {
-          code: ErrorCode.invalidInput,
-          subject: `input of step "${name}" (key ${call.key})`,
-          fix: `pass an input that matches the step's input schema from the pipeline, or update the schema`,
-        });
-        inputRefs = refsIn(input);
+        const input = parseInput(def, call.input, call.key);
+        setInputs(refsIn(input));
         const memo = deps.memo;
-        const cacheOpt = def.options.cache;
-        const key = memo?.key({ step: name, version: def.version, input, ...(typeof cacheOpt === 'object' && cacheOpt.version !== undefined ? { salt: cacheOpt.version } : {}) });
-        const cacheOn = Boolean(cacheOpt) && call.cache !== 'off';
+        const key = memoKeyOf(env, input);
+        const cacheOn = Boolean(def.options.cache) && call.cache !== 'off';
         if (memo && key) {
           const reuse = (output: unknown, from: 'cache' | 'resume', fromRun: string): StepResult => {
             memo.record(runId, { stepKey: call.key, step: name, key, output, refs: refsIn(output) });
@@ -197,20 +219,7 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
             if (hit) return reuse(hit.output, 'cache', hit.runId);
           }
         }
-        const raw = await exec(input, ctx);
-        const output = parseOrThrow(def.output, raw, {
-          code: ErrorCode.invalidOutput,
-          subject: `output of step "${name}" (key ${call.key})`,
-          fix: `make the step return what its output schema declares, or update the schema (and bump the step version)`,
-        });
-        const size = byteLength(output);
-        if (size > MAX_OUTPUT_BYTES) {
-          throw new KaonError({
-            code: ErrorCode.outputTooLarge,
-            what: `output of step "${name}" (key ${call.key}) is ${(size / 1024).toFixed(0)} KiB of JSON, over Kaon's ${MAX_OUTPUT_BYTES / 1024} KiB limit for workflow history`,
-            fix: 'write the large part as an artifact (ctx.artifacts.put) and return its ArtifactRef instead of the data',
-          });
-        }
+        const output = checkOutput(def, await exec(input, ctx), call.key);
         if (memo && key) {
           const refs = refsIn(output);
           // Cache entries are written (and awaited) only for steps that opted in; every step gets a resume record.
@@ -219,17 +228,121 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         }
         return { output, attempt };
       } catch (err) {
-        // A step that passed ctx.signal on (timers, fetch, child processes) rejects with an AbortError: report
-        // the cancellation itself, with the attempt, so the run ends CANCELLED, not FAILED.
-        if (actx.cancellationSignal.aborted) {
-          const reason: unknown = actx.cancellationSignal.reason;
-          throw new CancelledFailure(reason instanceof Error ? reason.message : 'cancelled', [details]);
-        }
-        throw failure(err, details);
+        throw asFailure(err, actx, details);
       } finally {
-        clearInterval(timer);
+        stop();
       }
     };
+
+    const batch = async (call: BatchCall): Promise<BatchResult> => {
+      const actx = Context.current();
+      const attempt = actx.info.attempt;
+      const runId = actx.info.workflowExecution?.workflowId ?? '';
+      const env: ItemEnv = { name, def, exec, deps, runId, attempt };
+      // A retry skips the items an earlier attempt reported done in its heartbeats.
+      const done = new Map<number, SweepLine>();
+      const beat = actx.info.heartbeatDetails as { done?: SweepLine[] } | undefined;
+      for (const l of beat?.done ?? []) done.set(l.i, l);
+      let doneBytes = 0;
+      const reported: SweepLine[] = [...done.values()];
+      for (const { i, input: raw } of call.items) {
+        if (done.has(i)) continue;
+        if (actx.cancellationSignal.aborted) throw asFailure(actx.cancellationSignal.reason, actx, { attempt, step: name, key: call.key });
+        const itemKey = `${call.key}[${i}]`;
+        const line = await runItem(env, actx, call, i, raw, itemKey);
+        done.set(i, line);
+        if (call.items.length > 1) {
+          // Heartbeat details stay small: past 128 KiB of done outputs, later items are only counted (and re-run on a retry).
+          const b = byteLength(line);
+          if (doneBytes + b <= 128 * 1024) {
+            doneBytes += b;
+            reported.push(line);
+          }
+          actx.heartbeat({ fraction: done.size / call.items.length, message: `${done.size}/${call.items.length} items`, done: reported });
+        }
+      }
+      return { lines: call.items.map(({ i }) => done.get(i)!), attempt };
+    };
+
+    activities[name] = ((call: StepCall | BatchCall) => ('items' in call ? batch(call) : single(call))) as StepActivity;
   }
   return activities;
+}
+
+/** One sweep item: reuse from the earlier run or the cache, else run; a permanent failure is a line, not a throw. */
+async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, raw: unknown, itemKey: string): Promise<SweepLine> {
+  const { def, deps, runId, name } = env;
+  let key: string | undefined;
+  const { ctx, setInputs, stop } = stepContext(env, actx, itemKey, call.pipeline);
+  try {
+    const input = parseInput(def, raw, itemKey);
+    setInputs(refsIn(input));
+    key = memoKeyOf(env, input);
+    const memo = deps.memo;
+    const withKey = key ? { key } : {};
+    if (memo && key && call.prior && deps.artifacts) {
+      const prev = await priorLine(deps.artifacts, call.prior.ref, i);
+      if (prev?.ok && prev.key === key && (await memo.allExist(refsIn(prev.output)))) return { i, ok: true, output: prev.output, cached: true, key };
+    }
+    const cacheOn = Boolean(def.options.cache) && call.cache !== 'off';
+    if (memo && key && cacheOn) {
+      const hit = await memo.get(key);
+      if (hit) return { i, ok: true, output: hit.output, cached: true, key };
+    }
+    const output = checkOutput(def, await env.exec(input, ctx), itemKey);
+    if (memo && key && cacheOn) await memo.put(key, { output, refs: refsIn(output), runId, stepKey: itemKey, step: name });
+    return { i, ok: true, output, ...withKey };
+  } catch (err) {
+    if (actx.cancellationSignal.aborted || err instanceof CancelledFailure) throw asFailure(err, actx, { attempt: env.attempt, step: name, key: itemKey });
+    if (permanent(err)) return { i, ok: false, status: 'failed', error: err instanceof Error ? err.message : String(err), ...(key ? { key } : {}) };
+    throw failure(err, { attempt: env.attempt, step: name, key: itemKey });
+  } finally {
+    stop();
+  }
+}
+
+/** The StepContext of one call or item, with its auto-heartbeat timer. */
+function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string): { ctx: StepContext; setInputs(refs: ArtifactRef[]): void; stop(): void } {
+  let lastProgress: unknown;
+  const heartbeat = (d?: unknown) => {
+    if (d !== undefined) lastProgress = d;
+    actx.heartbeat(lastProgress);
+  };
+  let inputRefs: ArtifactRef[] = [];
+  const store = env.deps.artifacts;
+  const producer = { pipeline, runId: env.runId, step: key, attempt: env.attempt };
+  const artifacts: StepArtifacts = {
+    put: (source, meta = {}) => (store ? store.put(source, { ...meta, producer, inputs: inputRefs }) : Promise.reject(noStore(env.name))),
+    getPath: (ref, dir) => (store ? store.getPath(ref, dir) : Promise.reject(noStore(env.name))),
+    getStream: (ref) => (store ? store.getStream(ref) : Promise.reject(noStore(env.name))),
+    readSweep: (sweep) => {
+      if (!store) throw noStore(env.name);
+      return readSweep(store, sweep);
+    },
+  };
+  const ctx: StepContext = {
+    key,
+    pipeline,
+    runId: env.runId,
+    attempt: env.attempt,
+    log: actx.log,
+    signal: actx.cancellationSignal,
+    heartbeat,
+    progress: (fraction, message) => heartbeat({ fraction, message }),
+    artifacts,
+  };
+  // No heartbeat at start (a server round trip per step); steps over a second heartbeat every second.
+  const timer = setInterval(() => heartbeat(), env.deps.autoHeartbeatMs ?? 1000);
+  timer.unref();
+  return { ctx, setInputs: (refs) => (inputRefs = refs), stop: () => clearInterval(timer) };
+}
+
+function asFailure(err: unknown, actx: Context, details: StepFailureDetails): unknown {
+  // A step that passed ctx.signal on (timers, fetch, child processes) rejects with an AbortError: report
+  // the cancellation itself, with the attempt, so the run ends CANCELLED, not FAILED.
+  if (actx.cancellationSignal.aborted) {
+    const reason: unknown = actx.cancellationSignal.reason;
+    return new CancelledFailure(reason instanceof Error ? reason.message : 'cancelled', [details]);
+  }
+  return failure(err, details);
 }

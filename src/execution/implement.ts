@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { ArtifactRef } from '../definition/artifact-ref';
 import type { StepDef, StepParsedInput, StepReturn } from '../definition/step';
+import type { Sweep, SweepLine } from '../definition/sweep';
 
 /** A step's view of the artifact store: producer and lineage (the step's input refs) are filled in. */
 export interface StepArtifacts {
@@ -10,6 +11,8 @@ export interface StepArtifacts {
   getPath(ref: ArtifactRef, dir?: string): Promise<string>;
   /** A stream of the bytes; errors at the end if they do not match the ref's sha256. */
   getStream(ref: ArtifactRef): Promise<Readable>;
+  /** Stream a sweep's results (what k.map returned), line by line: item i's output or error. */
+  readSweep<O>(sweep: Sweep<O>): AsyncGenerator<SweepLine<O>>;
 }
 
 export interface StepLogger {

@@ -19,6 +19,20 @@ export interface StepState {
   progress?: { fraction?: number; message?: string };
   /** Filled by the client from pending-activity info: no worker polls the queue. */
   note?: string;
+  /** A k.map sweep: one entry for all its items. */
+  sweep?: SweepCounts;
+}
+
+export interface SweepCounts {
+  total: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  /** Counted in succeeded too. */
+  cached: number;
+  notRun: number;
+  /** Items per second. */
+  rate: number;
 }
 
 export interface FailedItem {

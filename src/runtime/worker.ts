@@ -7,6 +7,7 @@ import { createMemoTable, memoKey } from '../data/memo';
 import { createRunIndex } from '../data/run-index';
 import { createStepActivities, type StepActivityDeps, type StepMemo } from '../execution/activities';
 import { createRunnerExecutors } from '../execution/runners';
+import { createMapActivities } from '../execution/map-activities';
 import { isStepImpl, type StepImpl } from '../execution/implement';
 import { taskQueueFor } from '../workflow/options';
 import { bundlePipelines } from './bundle';
@@ -86,7 +87,7 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   const store = opts.artifacts ?? createArtifactStore();
   const executors = opts.executors ?? defaultExecutors(store);
   const memo = stepMemo(store);
-  const activities = createStepActivities({ impls, steps, executors, artifacts: store, memo });
+  const activities = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo }), ...createMapActivities(store) };
   const stepQueues = new Set<string>(['default']);
   for (const def of [...impls.map((i) => i.def), ...steps]) stepQueues.add(def.options.queue ?? 'default');
   const wanted = opts.queues ?? [...stepQueues];

@@ -1,10 +1,13 @@
 import { workflowInfo } from '@temporalio/workflow';
+import type { ArtifactRef } from '../definition/artifact-ref';
 import type { AnyPipeline, PipelineParams, PipelineResult } from '../definition/pipeline';
+import type { Sweep } from '../definition/sweep';
 import type { StepDef, StepInput, StepOutput } from '../definition/step';
 import { runChild } from './child';
 import type { RunCore } from './core';
 import { runForeach, runParallel, type ForeachOptions, type Settled } from './foreach';
 import type { HistoryBudget } from './history-guard';
+import { runMap, type MapOptions } from './map';
 import type { StepCallOptions } from './options';
 import { runStep } from './step';
 
@@ -19,6 +22,13 @@ export interface Kaon {
   foreach<T, R>(items: readonly T[], opts: ForeachOptions<T> & { onFailure?: 'fail-fast' | 'after-running' }, fn: (item: T, index: number) => Promise<R>): Promise<R[]>;
   /** Run a pipeline as a child workflow with its own history. Its key in the run state is `<name>[label]`. */
   child<P extends AnyPipeline>(pipeline: P, params: PipelineParams<P>, opts?: { key?: string }): Promise<PipelineResult<P>>;
+  /**
+   * A sweep of any size: run a step (or a child pipeline) once per item. Items are an array, or an ArtifactRef to
+   * a JSON-lines manifest (one item per line) for sweeps too large for workflow memory. Kaon shards the items
+   * over child workflows; the result is a Sweep with counts and a results manifest (line i = item i).
+   */
+  map<S extends StepDef, T = StepInput<S>>(step: S, items: readonly T[] | ArtifactRef, opts?: MapOptions<T, StepInput<S>>): Promise<Sweep<StepOutput<S>>>;
+  map<P extends AnyPipeline, T = PipelineParams<P>>(pipeline: P, items: readonly T[] | ArtifactRef, opts?: MapOptions<T, PipelineParams<P>>): Promise<Sweep<PipelineResult<P>>>;
   /** How much of this execution's history is used (events and bytes against Kaon's bounds). */
   historyBudget(): HistoryBudget;
   /** This run's workflow id. */
@@ -49,6 +59,12 @@ export class KaonContext implements Kaon {
   foreach<T, R>(items: readonly T[], opts: ForeachOptions<T> & { onFailure?: 'fail-fast' | 'after-running' }, fn: (item: T, index: number) => Promise<R>): Promise<R[]>;
   foreach<T, R>(items: readonly T[], opts: ForeachOptions<T>, fn: (item: T, index: number) => Promise<R>): Promise<R[] | Settled<T, R>[]> {
     return runForeach(this.core, items, opts, fn);
+  }
+
+  map<S extends StepDef, T = StepInput<S>>(step: S, items: readonly T[] | ArtifactRef, opts?: MapOptions<T, StepInput<S>>): Promise<Sweep<StepOutput<S>>>;
+  map<P extends AnyPipeline, T = PipelineParams<P>>(pipeline: P, items: readonly T[] | ArtifactRef, opts?: MapOptions<T, PipelineParams<P>>): Promise<Sweep<PipelineResult<P>>>;
+  map(target: StepDef | AnyPipeline, items: readonly unknown[] | ArtifactRef, opts?: MapOptions<unknown, unknown>): Promise<Sweep> {
+    return runMap(this.core, target, items, opts);
   }
 
   historyBudget(): HistoryBudget {

@@ -1,6 +1,9 @@
 import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import { ErrorCode } from '../definition/errors';
+import { MAP_WORKFLOW, SHARD_WORKFLOW } from '../definition/internal/map';
 import { isPipeline, type AnyPipeline } from '../definition/pipeline';
+import { kaonMap } from './map-coordinator';
+import { kaonMapShard } from './map-shard';
 
 /**
  * A default-export workflow that runs the pipeline whose name is the workflow type. Lets pipeline names be
@@ -9,8 +12,12 @@ import { isPipeline, type AnyPipeline } from '../definition/pipeline';
 export function pipelineDispatcher(mod: Record<string, unknown>): (...args: unknown[]) => Promise<unknown> {
   const byName = new Map<string, AnyPipeline>();
   for (const v of Object.values(mod)) if (isPipeline(v)) byName.set(v.kaon.name, v);
+  // Kaon's own workflows: a sweep's coordinator and its shards.
+  const builtins = new Map<string, (...a: never[]) => Promise<unknown>>([[MAP_WORKFLOW, kaonMap], [SHARD_WORKFLOW, kaonMapShard]]);
   return async function kaonDispatch(...args: unknown[]): Promise<unknown> {
     const type = workflowInfo().workflowType;
+    const builtin = builtins.get(type);
+    if (builtin) return (builtin as (...a: unknown[]) => Promise<unknown>)(...args);
     const p = byName.get(type);
     if (!p) {
       throw ApplicationFailure.create({

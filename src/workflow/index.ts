@@ -17,4 +17,6 @@ export { DEFAULT_RETRY, DEFAULT_TIMEOUT, taskQueueFor, type StepCallOptions } fr
 export { chunk, MAX_FOREACH_ITEMS, type FailurePolicy, type ForeachOptions, type Settled } from './foreach';
 export { HISTORY_LIMITS, MAX_HISTORY_EVENTS, type HistoryBudget } from './history-guard';
 export type { RunOptions } from './core';
+export { MAX_INLINE_MAP_BYTES, type MapOptions } from './map';
+export { Sweep, isSweep, type SweepLine } from '../definition/sweep';
 export { pipelineDispatcher } from './dispatch';

@@ -29,6 +29,9 @@ export function fakeContext(key = 'step[test]'): FakeContext {
       put: () => Promise.reject(new Error('fakeContext has no artifact store')),
       getPath: () => Promise.reject(new Error('fakeContext has no artifact store')),
       getStream: () => Promise.reject(new Error('fakeContext has no artifact store')),
+      readSweep: () => {
+        throw new Error('fakeContext has no artifact store');
+      },
     },
     logs,
     heartbeats,

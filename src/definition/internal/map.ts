@@ -1,0 +1,223 @@
+// Wire types of k.map between the parent, the sweep coordinator, its shards and the worker. Internal.
+import type { Priority } from '@temporalio/common';
+import type { ArtifactRef } from '../artifact-ref';
+import type { SweepLine } from '../sweep';
+
+export const MAP_WORKFLOW = 'kaon.map';
+export const SHARD_WORKFLOW = 'kaon.map.shard';
+export const MAP_PROGRESS_SIGNAL = 'kaon.sweepProgress';
+export const MapActivity = { plan: 'kaon.map.plan', slice: 'kaon.map.slice', write: 'kaon.map.write', prior: 'kaon.map.prior' } as const;
+export const SWEEP_QUERY = 'kaon.sweep';
+
+/** Activity calls per shard: a shard's history stays near 3 events per call, far under the 10,240 bound. */
+export const SHARD_CALLS = 1000;
+/** Items per shard at most (a shard's final write holds its results in memory). */
+export const SHARD_MAX_ITEMS = 10_000;
+/** Items per manifest slice read by one activity. */
+export const SLICE_ITEMS = 1000;
+/** Shards one coordinator execution runs before it continues-as-new (about 8 events per shard). */
+export const SHARDS_PER_EXECUTION = 400;
+/** Items running at once when a sweep does not say. */
+export const DEFAULT_MAP_CONCURRENCY = 1000;
+/** Failed items a Sweep lists with their errors (all of them are in the results manifest). */
+export const MAX_LISTED_FAILURES = 20;
+
+export function shardItemsFor(batch: number): number {
+  return Math.min(SHARD_CALLS * batch, SHARD_MAX_ITEMS);
+}
+
+/** Live counts of a sweep (coordinator and shard query). */
+export interface SweepProgress extends SweepCounts {
+  key: string;
+  total: number;
+  running: number;
+  startedAt: number;
+  rate: number;
+}
+
+/** Serialisable activity options (durations in ms), computed by the parent from the step's contract. */
+export interface WireActivityOptions {
+  taskQueue?: string;
+  startToCloseTimeout: number;
+  scheduleToCloseTimeout?: number;
+  heartbeatTimeout?: number;
+  retry: Record<string, unknown>;
+  summary?: string;
+}
+
+export type MapTarget =
+  | { kind: 'step'; name: string; options: WireActivityOptions }
+  | { kind: 'pipeline'; name: string };
+
+/** Items for the sweep: inline (already the inputs) or a JSON-lines manifest with an input template. */
+export type MapSource = { kind: 'inline'; inputs: unknown[] } | { kind: 'manifest'; ref: ArtifactRef; template: Template };
+
+export interface MapSpec {
+  key: string;
+  /** The parent's workflow id and pipeline (for lineage and progress signals). */
+  parentId: string;
+  pipeline: string;
+  target: MapTarget;
+  source: MapSource;
+  concurrency: number;
+  batch: number;
+  onFailure: 'fail-fast' | 'after-running' | 'ignore';
+  cache: 'on' | 'off';
+  priority: Priority;
+  /** The coordinator of the earlier run's same sweep, when the run resumes one. */
+  resumeFrom?: string;
+  /** Parent run options handed to child pipelines per item. */
+  childRun?: unknown;
+}
+
+/** What the coordinator carries across continue-as-new. */
+export interface CoordinatorState {
+  total: number;
+  /** Byte offset of every slice start in the manifest (slice = SLICE_ITEMS lines). */
+  offsets: number[];
+  nextShard: number;
+  counts: SweepCounts;
+  failures: { index: number; error: string }[];
+  /** Merged results so far, contiguous from item 0: shard results concatenated in order. */
+  parts: ResultPart[];
+  startedAt: number;
+  executions: number;
+}
+
+export interface SweepCounts {
+  succeeded: number;
+  failed: number;
+  cached: number;
+  notRun: number;
+}
+
+export interface ResultPart {
+  start: number;
+  end: number;
+  ref: ArtifactRef;
+}
+
+export interface ShardArgs {
+  spec: Omit<MapSpec, 'source'> & { source: { kind: 'inline' } | { kind: 'manifest'; ref: ArtifactRef; template: Template } };
+  shard: number;
+  start: number;
+  end: number;
+  concurrency: number;
+  /** Inline sources: this shard's inputs. */
+  inputs?: unknown[];
+  /** Manifest sources: byte offsets of this shard's slices. */
+  offsets?: number[];
+}
+
+export interface ShardResult extends SweepCounts {
+  part: ResultPart;
+  failures: { index: number; error: string }[];
+}
+
+/** A step activity called for sweep items (1 = batch off). */
+export interface BatchCall {
+  key: string;
+  pipeline: string;
+  cache: 'on' | 'off';
+  items: { i: number; input: unknown }[];
+  /** The earlier run's results for this shard: reuse items whose memo key matches. */
+  prior?: { ref: ArtifactRef; start: number };
+}
+
+export interface BatchResult {
+  lines: SweepLine[];
+  attempt: number;
+}
+
+export interface SliceCall {
+  ref: ArtifactRef;
+  offset: number;
+  start: number;
+  count: number;
+  template: Template;
+}
+
+export interface WriteCall {
+  /** contiguous: concatenate ordered parts; collect: order lines by i and fill gaps. */
+  mode: 'concat' | 'collect';
+  start: number;
+  end: number;
+  parts: ResultPart[];
+  lines?: SweepLine[];
+  /** Lines for items without a result. */
+  missing: { status: 'cancelled' | 'skipped'; error: string };
+  name: string;
+  producer: { pipeline: string; runId: string; step: string; attempt: number };
+  /** Record the result under this shard id for a later resume. */
+  record?: string;
+}
+
+// ─── Input templates ─────────────────────────────────────────────────────────────────────────────────
+// With a manifest, the parent never sees the items, so `input(item, i)` is evaluated once with placeholders
+// and the resulting template is filled per line on the worker. Computing with a placeholder is refused.
+
+export type Template = unknown;
+const HOLE = '$kaonHole';
+type Hole = { [HOLE]: 'item' | 'index'; path: string[] };
+
+export class TemplateError extends Error {
+  override readonly name = 'TemplateError';
+}
+
+function isHole(v: unknown): v is Hole {
+  return typeof v === 'object' && v !== null && HOLE in v;
+}
+
+/** Evaluate `fn` on placeholders and return the template, or throw TemplateError if it computes with them. */
+export function buildTemplate(fn: (item: unknown, index: number) => unknown): Template {
+  const paths = new WeakMap<object, Hole>();
+  const refuse = (what: string) => () => {
+    throw new TemplateError(what);
+  };
+  const make = (hole: Hole): unknown => {
+    const target = function placeholder() {};
+    const proxy: object = new Proxy(target, {
+      get(_t, prop) {
+        if (prop === Symbol.toPrimitive || prop === 'valueOf' || prop === 'toString' || prop === 'toJSON') return refuse(`converts the ${hole[HOLE]}${hole.path.map((p) => `.${p}`).join('')} to a value`);
+        if (typeof prop === 'symbol') return undefined;
+        return make({ [HOLE]: hole[HOLE], path: [...hole.path, prop] });
+      },
+      has: refuse('tests a field with `in`'),
+      ownKeys: refuse('lists or spreads the fields of the item'),
+      apply: refuse('calls a method of the item'),
+      set: refuse('assigns to the item'),
+    });
+    paths.set(proxy, hole);
+    return proxy;
+  };
+  const walk = (v: unknown): unknown => {
+    if ((typeof v === 'object' || typeof v === 'function') && v !== null && paths.has(v)) return paths.get(v);
+    if (Array.isArray(v)) return v.map(walk);
+    if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    if (typeof v === 'function') throw new TemplateError('returns a function');
+    return v;
+  };
+  return walk(fn(make({ [HOLE]: 'item', path: [] }), make({ [HOLE]: 'index', path: [] }) as number));
+}
+
+/** Fill a template with one item. A missing field is undefined (the step's input schema then names it). */
+export function applyTemplate(t: Template, item: unknown, index: number): unknown {
+  if (isHole(t)) {
+    let v: unknown = t[HOLE] === 'index' ? index : item;
+    for (const p of t.path) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[p] : undefined;
+    return v;
+  }
+  if (Array.isArray(t)) return t.map((x) => applyTemplate(x, item, index));
+  if (typeof t === 'object' && t !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(t)) {
+      const v = applyTemplate(x, item, index);
+      if (v !== undefined) out[k] = v;
+    }
+    return out;
+  }
+  return t;
+}
+
+/** The identity template: each manifest line is the input. */
+export const IDENTITY_TEMPLATE: Template = { [HOLE]: 'item', path: [] };
