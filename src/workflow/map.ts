@@ -165,7 +165,7 @@ export async function runMap(core: RunCore, target: StepDef | AnyPipeline, items
   if (sweep.failures.length > 0) core.tracker.state.failedItems.push(...sweep.failures.map((f) => ({ key: `${key}[${f.index}]`, error: f.error })));
   if (failed) {
     const listed = sweep.failures.slice(0, 5).map((f) => `[${f.index}] ${f.error.split('\n')[0]}`).join('; ');
-    const message = `${sweep.failed} of ${sweep.total} items of sweep "${key}" failed${spec.onFailure === 'fail-fast' ? ` (fail-fast: ${sweep.notRun} not run)` : ''}: ${listed}${sweep.failed > 5 ? '; …' : ''}. Every item's result is in the results manifest; 'kaon resume' re-runs only the items that did not succeed`;
+    const message = `${sweep.failed} of ${sweep.total} items of sweep "${key}" failed${spec.onFailure === 'fail-fast' ? ` (fail-fast: ${sweep.notRun} not run)` : ''}: ${listed}${sweep.failed > 5 ? ` (and ${sweep.failed - 5} more)` : ''}. Every item's result is in the results manifest; 'kaon resume' re-runs only the items that did not succeed`;
     core.tracker.update(st, { error: message });
     throw ApplicationFailure.create({ type: ErrorCode.mapFailed, nonRetryable: true, message, details: [sweep] });
   }

@@ -64,3 +64,73 @@ describe('k.map', () => {
     assert.ok(largest <= 10_240, `every history at most 10,240 events (largest ${largest})`);
   });
 });
+
+describe('k.map failure policies', () => {
+  test("'ignore' completes and reports every failed item in the Sweep and the manifest", async () => {
+    const run = await env.kaon.start(manifestSweep, { n: 300, failEvery: 10, concurrency: 30, onFailure: 'ignore' });
+    const { sweep, summary } = await run.result();
+    assert.equal(sweep.failed, 30);
+    assert.equal(sweep.succeeded, 270);
+    assert.equal(sweep.failures.length, 20, 'lists the first 20');
+    assert.match(sweep.failures[0]!.error, /item \d+ is broken/);
+    assert.deepEqual({ lines: summary.lines, ok: summary.ok, failed: summary.failed }, { lines: 300, ok: 270, failed: 30 });
+    const failedLines = (await lines(sweep.results)).filter((l) => !l.ok).map((l) => l.i);
+    assert.deepEqual(failedLines, Array.from({ length: 30 }, (_, k) => 10 * k + 9));
+  });
+
+  test("'after-running' runs every item, then fails the run naming the failed items", async () => {
+    const run = await env.kaon.start(manifestSweep, { n: 300, failEvery: 100, concurrency: 30, onFailure: 'after-running' });
+    const err = await run.result().then(() => undefined, (e: unknown) => e as Error);
+    assert.match(err?.message ?? '', /3 of 300 items of sweep "sweep" failed: \[99\] item 99 is broken; \[199\] item 199 is broken; \[299\] item 299 is broken/);
+    const entry = (await run.progress()).steps.find((s) => s.key === 'sweep');
+    assert.equal(entry?.status, 'failed');
+    assert.equal(entry?.sweep?.succeeded, 297);
+  });
+
+  test("'fail-fast' stops at the first failure and cancels the rest", async () => {
+    const run = await env.kaon.start(manifestSweep, { n: 3000, failEvery: 200, concurrency: 4, ms: 5, onFailure: 'fail-fast' });
+    const err = await run.result().then(() => undefined, (e: unknown) => e as Error);
+    assert.match(err?.message ?? '', /items of sweep "sweep" failed \(fail-fast: \d+ not run\): \[199\] item 199 is broken/);
+    const entry = (await run.progress()).steps.find((s) => s.key === 'sweep');
+    assert.ok(entry?.sweep && entry.sweep.notRun > 2000, `most items never ran (${entry?.sweep?.notRun} not run)`);
+  });
+});
+
+describe('k.map resume and cancel', () => {
+  test('resuming a sweep with failed items re-runs exactly those items', async () => {
+    activities.behaviour.fixed = false;
+    const first = await env.kaon.start(manifestSweep, { n: 400, failEvery: 40, concurrency: 40, onFailure: 'after-running' });
+    await assert.rejects(first.result(), /10 of 400 items/);
+    activities.behaviour.fixed = true;
+    activities.behaviour.ran.length = 0;
+    try {
+      const second = await first.resume();
+      const { sweep } = (await second.result()) as Awaited<ReturnType<typeof manifestSweep>>;
+      assert.equal(sweep.succeeded, 400);
+      assert.equal(sweep.cached, 390, 'every item that succeeded before was reused');
+      assert.deepEqual([...activities.behaviour.ran].sort((a, b) => a - b), Array.from({ length: 10 }, (_, k) => 40 * k + 39));
+    } finally {
+      activities.behaviour.fixed = false;
+    }
+  });
+
+  test('cancelling mid-sweep leaves no running shard or step', async () => {
+    const run = await env.kaon.start(manifestSweep, { n: 5000, concurrency: 40, ms: 40 });
+    for (let i = 0; i < 100; i++) {
+      const e = (await run.progress()).steps.find((s) => s.key === 'sweep');
+      if ((e?.sweep?.total ?? 0) > 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    await run.cancel();
+    await assert.rejects(run.result());
+    assert.equal((await run.status()).temporal, 'CANCELLED');
+    const open: string[] = [];
+    for await (const w of env.temporal.workflow.list({ query: `WorkflowId STARTS_WITH '${run.id}' AND ExecutionStatus = 'Running'` })) open.push(w.workflowId);
+    assert.deepEqual(open, [], 'no shard or coordinator still running');
+    for await (const w of env.temporal.workflow.list({ query: `WorkflowId STARTS_WITH '${run.id}/sweep/shard-'` })) {
+      const d = await env.temporal.workflow.getHandle(w.workflowId, w.runId).describe();
+      assert.equal(d.raw.pendingActivities?.length ?? 0, 0, `${w.workflowId} has no pending step`);
+    }
+  });
+});
