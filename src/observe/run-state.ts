@@ -40,8 +40,20 @@ export interface FailedItem {
   error: string;
 }
 
+/** A run that continues-as-new: a compact summary of its earlier executions (their detail is in their histories). */
+export interface LoopSummary {
+  /** This execution's number: 1 for the first. */
+  execution: number;
+  firstStartedAt: number;
+  /** Wall time of the earlier executions together. */
+  priorMs: number;
+  /** The latest earlier executions. */
+  last: { execution: number; runId: string; startedAt: number; endedAt: number; steps: number; failed: number }[];
+}
+
 export interface RunState {
   pipeline: string;
+  loop?: LoopSummary;
   status: RunStatus;
   startedAt: number;
   endedAt?: number;
@@ -80,6 +92,7 @@ export function renderMarkdown(state: RunState, now: number): string {
   const counts = countByStatus(state);
   const summary = Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ');
   const lines = [`**${state.pipeline}** — ${state.status}${summary ? ` (${summary})` : ''}`, ''];
+  if (state.loop) lines.push(`execution ${state.loop.execution} of a continuing run, ${((state.loop.priorMs + now - state.startedAt) / 1000).toFixed(0)}s in total since ${new Date(state.loop.firstStartedAt).toISOString()}`, '');
   if (state.error) lines.push(`> ${state.error.split('\n')[0]}`, '');
   const ordered = [
     ...state.steps.filter((s) => !isTerminal(s.status) || s.status === 'failed'),

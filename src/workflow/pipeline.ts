@@ -1,4 +1,4 @@
-import { ApplicationFailure, defineQuery, isCancellation, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, ContinueAsNew, defineQuery, isCancellation, setHandler } from '@temporalio/workflow';
 import type { z } from 'zod';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { QUERY_PROGRESS } from '../definition/internal/protocol';
@@ -23,6 +23,10 @@ export interface PipelineConfig<P extends z.ZodType, R> {
 }
 
 export const progressQuery = defineQuery<RunState>(QUERY_PROGRESS);
+
+function isContinueAsNew(err: unknown): boolean {
+  return err instanceof ContinueAsNew;
+}
 
 /** Turn a Kaon error into a non-retryable Temporal failure with the same message and code. */
 export function toFailure(err: unknown): unknown {
@@ -59,10 +63,11 @@ export function definePipeline<P extends z.ZodType, R>(config: PipelineConfig<P,
       });
       const limits = { historyEvents: Math.min(config.limits?.historyEvents ?? HISTORY_LIMITS.events, HISTORY_LIMITS.events) };
       const run = { ...(config.priority !== undefined ? { priority: config.priority } : {}), ...(runOptions ?? { cache: 'on' as const }) };
-      const result = await config.run(params, new KaonContext(new RunCore(tracker, run, limits)));
+      const result = await config.run(params, new KaonContext(new RunCore(tracker, run, limits, { name, params: config.params })));
       tracker.finish('succeeded');
       return result;
     } catch (err) {
+      if (isContinueAsNew(err)) throw err;
       if (isCancellation(err)) tracker.finish('cancelled');
       else tracker.finish('failed', messageOf(err));
       throw toFailure(err);
