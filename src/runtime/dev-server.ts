@@ -121,6 +121,9 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   // The dev server polls its transfer queue at 20/s by default, which alone puts a 50 ms floor under every
   // sequential step (measured by npm run bench); a single-machine server can afford far more.
   args.push('--dynamic-config-value', 'history.transferProcessorMaxPollRPS=1000', '--dynamic-config-value', 'history.timerProcessorMaxPollRPS=1000');
+  // Every step and child of a run carries the run's fairness key: a big sweep then shares the workers round-robin
+  // with other runs instead of queueing them behind its backlog.
+  args.push('--dynamic-config-value', 'matching.enableFairness=true');
 
   const logFile = path.join(home, `temporal-${port}.log`);
   const out = openSync(logFile, 'a');

@@ -296,6 +296,7 @@ describe('docker-compose.yml', () => {
       assert.ok(Array.isArray(entries) && entries.every((e) => 'value' in e), `${key}: a list of { value, constraints }`);
     }
     assert.ok(Number(dc['history.transferProcessorMaxPollRPS']?.[0]?.value) > 20, 'sequential steps wait on the transfer queue at the default 20/s');
+    assert.equal(dc['matching.enableFairness']?.[0]?.value, true, 'fairness keys are honoured, so a big sweep does not starve other runs');
   });
 });
 
