@@ -1,6 +1,7 @@
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { QUERY_PROGRESS } from '../definition/internal/protocol';
+import { SWEEP_QUERY, type SweepProgress } from '../definition/internal/map';
 import type { RunState, StepState } from '../observe/run-state';
 
 export type TemporalStatus = 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TERMINATED' | 'CONTINUED_AS_NEW' | 'TIMED_OUT' | 'UNKNOWN' | 'PAUSED' | 'UNSPECIFIED';
@@ -90,7 +91,31 @@ export class RunHandle<R = unknown> {
       const hb = decode(pa.heartbeatDetails) as { fraction?: number; message?: string } | undefined;
       if (hb && typeof hb === 'object') s.progress = { ...(hb.fraction !== undefined ? { fraction: hb.fraction } : {}), ...(hb.message ? { message: hb.message } : {}) };
     }
+    await Promise.all(state.steps.filter((s) => s.sweep && s.status === 'running').map((s) => this.liveSweep(s)));
     return state;
+  }
+
+  /** A running sweep's counts, live: its coordinator's (finished shards) plus each running shard's own. */
+  private async liveSweep(s: StepState): Promise<void> {
+    const coordinator = `${this.id}/${s.key}`;
+    try {
+      const c = await this.client.workflow.getHandle(coordinator).query<SweepProgress>(SWEEP_QUERY);
+      const shards = await Promise.all(
+        (c.runningShards ?? []).slice(0, 20).map((n) => this.client.workflow.getHandle(`${coordinator}/shard-${n}`).query<SweepProgress>(SWEEP_QUERY).catch(() => undefined)),
+      );
+      const live = { total: c.total, running: 0, succeeded: c.succeeded, failed: c.failed, cached: c.cached, notRun: c.notRun, rate: 0 };
+      for (const sh of shards) {
+        if (!sh) continue;
+        live.running += sh.running;
+        live.succeeded += sh.succeeded;
+        live.failed += sh.failed;
+        live.cached += sh.cached;
+      }
+      live.rate = ((live.succeeded + live.failed) * 1000) / Math.max(1, Date.now() - c.startedAt);
+      s.sweep = live;
+    } catch {
+      // Not started yet, or just finished: the run state's own counts stand.
+    }
   }
 
   async result(): Promise<R> {

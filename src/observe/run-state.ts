@@ -62,6 +62,19 @@ export interface RunState {
   error?: string;
 }
 
+/** `3000/10000 done · 12 failed · 40 cached · 350/s` */
+export function sweepSummary(w: SweepCounts): string {
+  const done = w.succeeded + w.failed;
+  return [`${done}/${w.total || '?'} done`, w.running ? `${w.running} running` : '', w.failed ? `${w.failed} failed` : '', w.cached ? `${w.cached} cached` : '', w.notRun ? `${w.notRun} not run` : '', w.rate ? `${w.rate.toFixed(0)}/s` : '']
+    .filter(Boolean)
+    .join(' · ');
+}
+
+/** How far a sweep is, 0..1 (items done or given up over the total). */
+export function sweepFraction(w: SweepCounts): number | undefined {
+  return w.total > 0 ? Math.min(1, (w.succeeded + w.failed + w.notRun) / w.total) : undefined;
+}
+
 export function isTerminal(s: StepStatus): boolean {
   return s === 'succeeded' || s === 'failed' || s === 'cached' || s === 'skipped' || s === 'cancelled';
 }
@@ -101,7 +114,8 @@ export function renderMarkdown(state: RunState, now: number): string {
   lines.push('| step | status | attempts | time |', '|---|---|---|---|');
   for (const s of ordered.slice(0, MAX_ROWS)) {
     const reused = s.reusedFrom ? ` (${s.reusedFrom.from === 'resume' ? 'reused from' : 'cache of'} ${s.reusedFrom.runId.slice(0, 8)})` : '';
-    lines.push(`| \`${s.key}\` | ${ICON[s.status]} ${s.status}${reused} | ${s.attempts} | ${seconds(s, now)} |`);
+    const sweep = s.sweep ? ` — sweep: ${sweepSummary(s.sweep)}` : '';
+    lines.push(`| \`${s.key}\` | ${ICON[s.status]} ${s.status}${reused}${sweep} | ${s.attempts} | ${seconds(s, now)} |`);
   }
   if (ordered.length > MAX_ROWS) lines.push(``, `…and ${ordered.length - MAX_ROWS} more steps.`);
   if (state.failedItems.length > 0) {

@@ -1,6 +1,6 @@
 // Terminal rendering of a run state: a static table, live progress bars (TTY) and plain change lines (logs,
 // CI, pipes). Pure functions of (state, now): the CLI owns the clock, the cursor and the output stream.
-import { countByStatus, isTerminal, type RunState, type StepState, type StepStatus } from './run-state';
+import { countByStatus, isTerminal, sweepFraction, sweepSummary, type RunState, type StepState, type StepStatus } from './run-state';
 
 // Single-width glyphs only (no emoji presentation), so column maths holds in every terminal.
 export const STATUS_ICON: Readonly<Record<StepStatus, string>> = {
@@ -61,11 +61,13 @@ function percent(fraction: number): string {
 
 function fractionOf(s: StepState): number | undefined {
   if (s.status === 'succeeded' || s.status === 'cached') return 1;
+  if (s.sweep) return sweepFraction(s.sweep);
   return s.progress?.fraction;
 }
 
 /** What the step is doing or did, beyond its status: progress message, worker note, error, reuse. */
 function detail(s: StepState): string {
+  if (s.sweep && (s.status === 'running' || s.status === 'succeeded')) return sweepSummary(s.sweep);
   switch (s.status) {
     case 'running': {
       const f = s.progress?.fraction;

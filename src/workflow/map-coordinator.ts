@@ -63,7 +63,7 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
   const running = new Map<number, number>();
   const progress = (): SweepProgress => {
     const done = state.counts.succeeded + state.counts.failed;
-    return { key: spec.key, total, running: [...running.values()].reduce((a, b) => a + b, 0), startedAt: state.startedAt, rate: (done * 1000) / Math.max(1, now() - state.startedAt), ...state.counts };
+    return { key: spec.key, total, running: [...running.values()].reduce((a, b) => a + b, 0), startedAt: state.startedAt, rate: (done * 1000) / Math.max(1, now() - state.startedAt), ...state.counts, runningShards: [...running.keys()] };
   };
   setHandler(sweepQuery, progress);
   const parent = getExternalWorkflowHandle(spec.parentId);
@@ -75,7 +75,8 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
     const t = now();
     if (force || t - lastSignal >= Math.max(2000, (t - state.startedAt) / 50)) {
       lastSignal = t;
-      parent.signal(MAP_PROGRESS_SIGNAL, p).catch(() => undefined);
+      const { runningShards: _shards, ...counts } = p;
+      parent.signal(MAP_PROGRESS_SIGNAL, counts).catch(() => undefined);
     }
   };
   report(true);

@@ -122,6 +122,8 @@ describe('k.map resume and cancel', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     await new Promise((r) => setTimeout(r, 1500));
+    const live = (await run.progress()).steps.find((s) => s.key === 'sweep')?.sweep;
+    assert.ok(live && live.total === 5000 && live.running > 0 && live.running <= 40 && live.succeeded > 0, `live counts while running: ${JSON.stringify(live)}`);
     await run.cancel();
     await assert.rejects(run.result());
     assert.equal((await run.status()).temporal, 'CANCELLED');

@@ -33,6 +33,8 @@ export interface SweepProgress extends SweepCounts {
   running: number;
   startedAt: number;
   rate: number;
+  /** Coordinator only: the shards running now (their own queries have live per-item counts). */
+  runningShards?: number[];
 }
 
 /** Serialisable activity options (durations in ms), computed by the parent from the step's contract. */
