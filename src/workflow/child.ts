@@ -19,7 +19,8 @@ export async function runChild<P extends AnyPipeline>(core: RunCore, pipeline: P
   const info = workflowInfo();
   const branch = core.branch;
   const st = core.tracker.add({ key, step: name, status: 'running', attempts: 1, startedAt: now(), ...(branch ? { branch } : {}) });
-  const release = await core.guard.slot();
+  const slot = core.guard.slot();
+  const release = typeof slot === 'function' ? slot : await slot;
   try {
     const result = await executeChild(name, {
       workflowId: `${info.workflowId}/${key}`,

@@ -59,9 +59,16 @@ export class HistoryGuard {
     });
   }
 
-  /** Wait for a pending slot (cancellable), then hold it until the returned release is called. */
-  async slot(): Promise<() => void> {
-    if (this.pending >= HISTORY_LIMITS.pending) await condition(() => this.pending < HISTORY_LIMITS.pending);
+  /**
+   * A pending slot, held until the returned release is called: at once (no await, so commands keep the order
+   * they had before slots existed, and recorded histories replay) or, when all are taken, after waiting (cancellable).
+   */
+  slot(): (() => void) | Promise<() => void> {
+    if (this.pending < HISTORY_LIMITS.pending) return this.take();
+    return condition(() => this.pending < HISTORY_LIMITS.pending).then(() => this.take());
+  }
+
+  private take(): () => void {
     this.pending++;
     let released = false;
     return () => {

@@ -143,7 +143,8 @@ export async function runMap(core: RunCore, target: StepDef | AnyPipeline, items
       if (s?.sweep && s.status === 'running') core.tracker.update(s, { sweep: sweepState(p) });
     });
   }
-  const release = await core.guard.slot();
+  const slot = core.guard.slot();
+  const release = typeof slot === 'function' ? slot : await slot;
   let sweep: Sweep;
   try {
     sweep = (await executeChild(MAP_WORKFLOW, {

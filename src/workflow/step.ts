@@ -16,7 +16,8 @@ export async function runStep<S extends StepDef>(core: RunCore, def: S, input: S
   const st = tracker.add({ key, step: def.name, status: 'running', attempts: 0, startedAt: now(), ...(queue ? { queue } : {}), ...(branch ? { branch } : {}) });
   const call: StepCall = { key, input, pipeline: tracker.state.pipeline, cache: run.cache, ...(run.resumeFrom ? { resumeFrom: run.resumeFrom } : {}) };
   const act = proxyActivities<Record<string, (c: StepCall) => Promise<StepResult>>>(activityOptionsFor(def, o, key, core.priority));
-  const release = await core.guard.slot();
+  const slot = core.guard.slot();
+  const release = typeof slot === 'function' ? slot : await slot;
   try {
     const res = await act[def.name]!(call);
     tracker.update(st, {

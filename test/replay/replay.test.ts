@@ -25,3 +25,15 @@ test('a reordered copy of the pipeline fails replay with a determinism error', a
     (err: unknown) => err instanceof DeterminismViolationError,
   );
 });
+
+// A sharded sweep (recorded by test/replay/record-map.ts): the pipeline, its sweep coordinator and a shard.
+const mapRun = 'test-map-manifest--replay-fixture';
+for (const [name, what, workflowId] of [['map-parent', 'sweep parent', mapRun], ['map-coordinator', 'sweep coordinator', `${mapRun}/sweep`], ['map-shard', 'sweep shard', `${mapRun}/sweep/shard-1`]] as const) {
+  test(`the recorded ${what} history replays against the current code`, async () => {
+    const recorded = historyFromJSON(JSON.parse(readFileSync(path.join(ROOT, `test/fixtures/histories/${name}.json`), 'utf8')));
+    assert.ok((recorded.events?.length ?? 0) > 20, 'a real history');
+    const workflowBundle = await mapBundle;
+    await Worker.runReplayHistory({ workflowBundle, replayName: name }, recorded, workflowId);
+  });
+}
+const mapBundle = bundlePipelines(path.join(ROOT, 'test/fixtures/scale/workflows.ts'));
