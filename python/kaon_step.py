@@ -72,6 +72,16 @@ def input_path(field):
     return paths[field]
 
 
+def read_sweep(field):
+    """Stream the results of a k.map sweep passed in the input at `field`: yields one dict per item, in item
+    order: {"i": 0, "ok": True, "output": {...}} or {"i": 3, "ok": False, "error": "...", "status": "failed"}."""
+    path = input_path(field + ".results")
+    with open(path, "r", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
 def output_dir():
     """A folder whose files become artifacts of this step when it succeeds."""
     return os.environ.get("KAON_OUTPUT_DIR") or os.getcwd()

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { expectTypeOf } from 'expect-type';
+import type { Sweep } from '../src/definition';
 import { z } from 'zod';
 import type { KaonClient, RunHandle } from '../src/client';
 import { defineStep, type PipelineParams, type PipelineResult, type StepInput, type StepOutput } from '../src/definition';
@@ -21,7 +22,8 @@ const pipeline = definePipeline({
   params: z.object({ countries: z.array(z.string()), rows: z.number().default(10) }),
   async run(p, k) {
     expectTypeOf(p).toEqualTypeOf<{ countries: string[]; rows: number }>();
-    expectTypeOf(k).toEqualTypeOf<Kaon>();
+    expectTypeOf(k).toEqualTypeOf<Kaon<{ countries: string[]; rows?: number | undefined }>>();
+    expectTypeOf(k.continueAsNew).parameter(0).toEqualTypeOf<{ countries: string[]; rows?: number | undefined }>();
     const one = await k.step(train, { rows: p.rows });
     expectTypeOf(one).toEqualTypeOf<{ accuracy: number; labels: string[] }>();
     const many = await k.foreach(p.countries, { concurrency: 2 }, (c) => k.step(train, { rows: c.length }));
@@ -32,6 +34,11 @@ const pipeline = definePipeline({
     expectTypeOf(both).toEqualTypeOf<{ a: { accuracy: number; labels: string[] }; b: 'x' }>();
     // @ts-expect-error — rows must be a number
     await k.step(train, { rows: 'many' });
+    // k.map: the Sweep carries the step's output type, and input() is checked against the step's input.
+    const sweep = await k.map(train, p.countries, { input: (c, i) => ({ rows: c.length + i }), batch: 10 });
+    expectTypeOf(sweep).toEqualTypeOf<Sweep<{ accuracy: number; labels: string[] }>>();
+    // @ts-expect-error — input() must return the step's input
+    await k.map(train, p.countries, { input: (c) => ({ rows: c }) });
     return { best: one.accuracy };
   },
 });

@@ -13,7 +13,7 @@ import type { StepCallOptions } from './options';
 import { runStep } from './step';
 
 /** The workflow-side API a pipeline's `run` receives. */
-export interface Kaon {
+export interface Kaon<P = unknown> {
   /** Run one step as a Temporal activity and return its validated output. */
   step<S extends StepDef>(def: S, input: StepInput<S>, opts?: StepCallOptions): Promise<StepOutput<S>>;
   /** Named parallel branches; resolves to an object with each branch's result under its name. */
@@ -36,7 +36,7 @@ export interface Kaon {
    * End this execution and continue the same run (same id, same place in `kaon list`) with `nextParams`, after
    * running signal and update handlers finish. State goes in the params; large state in an artifact.
    */
-  continueAsNew(nextParams: unknown): Promise<never>;
+  continueAsNew(nextParams: P): Promise<never>;
   /** This run's workflow id. */
   readonly runId: string;
 }

@@ -116,7 +116,8 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
     c.failed += res.failed;
     c.cached += res.cached;
     c.notRun += res.notRun;
-    for (const f of res.failures) if (state.failures.length < MAX_LISTED_FAILURES) state.failures.push(f);
+    // The lowest-numbered failures, whichever shard finished first.
+    if (res.failures.length) state.failures = [...state.failures, ...res.failures].sort((a, b) => a.index - b.index).slice(0, MAX_LISTED_FAILURES);
     if (res.part) state.parts.push(res.part);
     if (spec.onFailure === 'fail-fast' && res.failed > 0 && !stopped) {
       stopped = true;

@@ -15,7 +15,7 @@ export interface PipelineConfig<P extends z.ZodType, R> {
   name: string;
   description?: string;
   params: P;
-  run(params: z.output<P>, k: Kaon): Promise<R>;
+  run(params: z.output<P>, k: Kaon<z.input<P>>): Promise<R>;
   /** Tighter limits than Kaon's defaults (a run fails clearly when it would exceed them). */
   limits?: { historyEvents?: number };
   /** Temporal priority of this pipeline's steps and children: 1 (first) … 5; default 3. A start may override it. */

@@ -32,7 +32,7 @@ test('a small pipeline started during a 10,000-item sweep completes in seconds, 
   const status = await sweep.status();
   t.diagnostic(`small pipeline: ${smallMs} ms; sweep still ${status.temporal}`);
   assert.equal(status.temporal, 'RUNNING', 'the sweep was still saturating the pool');
-  assert.ok(smallMs < 5000, `the small pipeline was not queued behind the sweep (${smallMs} ms)`);
+  assert.ok(smallMs < 8000, `the small pipeline was not queued behind the sweep (${smallMs} ms)`);
   await sweep.cancel();
   await assert.rejects(sweep.result());
 });

@@ -1,0 +1,150 @@
+// Scale benchmark: a Kaon k.map of no-op steps against plain Temporal doing the same work with the same sharding
+// (a window of child workflows of 1,000 items, each running one activity per item), same server, same process.
+//
+//   npm run bench:scale                          # 10,000 items, 2 interleaved rounds, then batch 1/10/100
+//   npm run bench:scale -- --items 100000 --rounds 1
+//
+// Prints items/s for each, their ratio, the largest history of any execution, total events, the process's peak
+// RSS (both workers live in it), and Kaon's items/s at batch 1, 10 and 100. It reports; it does not gate.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { connect } from '../src/client';
+import { createArtifactStore } from '../src/data';
+import { shardItemsFor } from '../src/definition/internal/map';
+import { startDevServer, type DevServer } from '../src/runtime/dev-server';
+import { createKaonWorker } from '../src/runtime/worker';
+import { shardWindow } from '../src/workflow/map-coordinator';
+import { benchMap } from './fixtures/kaon-workflows';
+import { noopImpl } from './fixtures/noop.impl';
+import * as plainActivities from './fixtures/plain-activities';
+import type { plainSweep } from './fixtures/plain-workflows';
+
+const GOAL_RATIO = 1.15;
+const GOAL_BATCH100_ITEMS_PER_S = 5000;
+
+function positiveInt(raw: string | undefined, fallback: number, flag: string): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+async function histories(client: Client, prefix: string): Promise<{ executions: number; largest: number; total: number }> {
+  let executions = 0;
+  let largest = 0;
+  let total = 0;
+  for await (const w of client.workflow.list({ query: `WorkflowId STARTS_WITH '${prefix}'` })) {
+    const n = (await client.workflow.getHandle(w.workflowId, w.runId).fetchHistory()).events?.length ?? 0;
+    executions++;
+    total += n;
+    largest = Math.max(largest, n);
+  }
+  return { executions, largest, total };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { items: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, address: { type: 'string' }, 'skip-batches': { type: 'boolean' } } });
+  const items = positiveInt(values.items, 10_000, 'items');
+  const rounds = positiveInt(values.rounds, 2, 'rounds');
+  const concurrency = positiveInt(values.concurrency, 1000, 'concurrency');
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+
+  let server: DevServer | undefined;
+  const address = values.address ?? (server = await startDevServer({ port: 0, dbFile: null, headless: true })).address;
+  const connection = await Connection.connect({ address });
+  const nativeConnection = await NativeConnection.connect({ address });
+  const client = new Client({ connection });
+  const suffix = randomUUID().slice(0, 8);
+  const kaonQueue = `scale-kaon-${suffix}`;
+  const plainQueue = `scale-plain-${suffix}`;
+  const kaon = await connect({ connection, taskQueue: kaonQueue });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kaon-scale-'));
+  const store = createArtifactStore(dir, { localDir: dir });
+
+  let peakRss = 0;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+  const kaonWorker = await createKaonWorker({ workflowsPath: require.resolve('./fixtures/kaon-workflows'), activities: [noopImpl], taskQueue: kaonQueue, connection: nativeConnection, shutdownGraceTime: '2s', artifacts: store });
+  const plainWorker = await Worker.create({ connection: nativeConnection, taskQueue: plainQueue, workflowsPath: require.resolve('./fixtures/plain-workflows'), activities: plainActivities, shutdownGraceTime: '2s' });
+  const running = Promise.all([kaonWorker.run(), plainWorker.run()]);
+
+  const manifest = await store.put({ bytes: Array.from({ length: items }, (_, i) => `{"i":${i}}\n`).join('') }, { name: 'items.jsonl', producer: { pipeline: 'bench', runId: 'bench', step: 'items', attempt: 1 } });
+  const runKaon = async (batch: number) => {
+    const t0 = performance.now();
+    const run = await kaon.start(benchMap, { items: manifest, batch, concurrency });
+    const out = await run.result();
+    const ms = performance.now() - t0;
+    if (out.succeeded !== items) throw new Error(`kaon sweep: ${out.succeeded} of ${items} succeeded`);
+    return { ms, id: run.id };
+  };
+  const runPlain = async () => {
+    const shardItems = shardItemsFor(1);
+    const { window, perShard } = shardWindow(concurrency, shardItems, Math.ceil(items / shardItems));
+    const id = `scale-plain-${randomUUID().slice(0, 8)}`;
+    const t0 = performance.now();
+    const out = await client.workflow.execute<typeof plainSweep>('plainSweep', { taskQueue: plainQueue, workflowId: id, args: [items, shardItems, window, perShard] });
+    const ms = performance.now() - t0;
+    if (out !== items) throw new Error(`plain sweep: ${out} of ${items}`);
+    return { ms, id };
+  };
+
+  const rate = (ms: number) => (items * 1000) / ms;
+  try {
+    console.log(`bench:scale: ${items} items, concurrency ${concurrency}, ${rounds} interleaved rounds (A=kaon batch 1, B=plain), server ${address}`);
+    const k: number[] = [];
+    const p: number[] = [];
+    let lastKaon = '';
+    let lastPlain = '';
+    for (let r = 1; r <= rounds; r++) {
+      for (const side of r % 2 ? (['kaon', 'plain'] as const) : (['plain', 'kaon'] as const)) {
+        const s = side === 'kaon' ? await runKaon(1) : await runPlain();
+        (side === 'kaon' ? k : p).push(s.ms);
+        if (side === 'kaon') lastKaon = s.id;
+        else lastPlain = s.id;
+        console.log(`  round ${r} ${side.padEnd(5)} ${(s.ms / 1000).toFixed(1).padStart(7)} s  ${rate(s.ms).toFixed(0).padStart(6)} items/s`);
+      }
+    }
+    const best = (xs: number[]) => Math.min(...xs);
+    const ratio = best(k) / best(p);
+    const kh = await histories(client, lastKaon);
+    const ph = await histories(client, lastPlain);
+    console.log('');
+    console.log(`kaon   ${rate(best(k)).toFixed(0).padStart(6)} items/s   ${kh.executions} executions, largest history ${kh.largest} events, ${kh.total} events in all`);
+    console.log(`plain  ${rate(best(p)).toFixed(0).padStart(6)} items/s   ${ph.executions} executions, largest history ${ph.largest} events, ${ph.total} events in all`);
+    console.log(`ratio  kaon/plain time ${ratio.toFixed(3)} (goal <= ${GOAL_RATIO}: ${ratio <= GOAL_RATIO ? 'PASS' : 'MISS'}); largest history <= 10,240: ${kh.largest <= 10_240 ? 'PASS' : 'MISS'}`);
+    if (!values['skip-batches']) {
+      console.log('');
+      const byBatch: Record<number, number> = {};
+      for (const batch of [1, 10, 100]) {
+        const s = await runKaon(batch);
+        byBatch[batch] = rate(s.ms);
+        console.log(`batch ${String(batch).padStart(3)}  ${(s.ms / 1000).toFixed(1).padStart(7)} s  ${rate(s.ms).toFixed(0).padStart(6)} items/s`);
+      }
+      console.log(`goal   batch 100 >= ${GOAL_BATCH100_ITEMS_PER_S} items/s: ${byBatch[100]! >= GOAL_BATCH100_ITEMS_PER_S ? 'PASS' : 'MISS'}`);
+    }
+    console.log(`peak RSS of the bench process (both workers, client, manifest) ${(peakRss / 1048576).toFixed(0)} MiB (goal < 1024: ${peakRss < 1 << 30 ? 'PASS' : 'MISS'})`);
+  } finally {
+    clearInterval(sampler);
+    kaonWorker.shutdown();
+    plainWorker.shutdown();
+    await running;
+    await kaon.close();
+    await connection.close();
+    await nativeConnection.close();
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
