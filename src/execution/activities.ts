@@ -241,25 +241,38 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
       const env: ItemEnv = { name, def, exec, deps, runId, attempt };
       // A retry skips the items an earlier attempt reported done in its heartbeats.
       const done = new Map<number, SweepLine>();
-      const beat = actx.info.heartbeatDetails as { done?: SweepLine[] } | undefined;
-      for (const l of beat?.done ?? []) done.set(l.i, l);
+      const earlier = actx.info.heartbeatDetails as { done?: SweepLine[] } | undefined;
+      for (const l of earlier?.done ?? []) done.set(l.i, l);
       let doneBytes = 0;
       const reported: SweepLine[] = [...done.values()];
-      for (const { i, input: raw } of call.items) {
-        if (done.has(i)) continue;
-        if (actx.cancellationSignal.aborted) throw asFailure(actx.cancellationSignal.reason, actx, { attempt, step: name, key: call.key });
-        const itemKey = `${call.key}[${i}]`;
-        const line = await runItem(env, actx, call, i, raw, itemKey);
-        done.set(i, line);
-        if (call.items.length > 1) {
-          // Heartbeat details stay small: past 128 KiB of done outputs, later items are only counted (and re-run on a retry).
-          const b = byteLength(line);
-          if (doneBytes + b <= 128 * 1024) {
-            doneBytes += b;
-            reported.push(line);
+      const many = call.items.length > 1;
+      let lastBeat = 0;
+      const beat = () => {
+        lastBeat = Date.now();
+        actx.heartbeat({ fraction: done.size / call.items.length, message: `${done.size}/${call.items.length} items`, done: reported });
+      };
+      // One timer per call: between items the batch still heartbeats, so cancellation reaches it.
+      const timer = many ? setInterval(beat, deps.autoHeartbeatMs ?? 1000) : undefined;
+      timer?.unref();
+      try {
+        for (const { i, input: raw } of call.items) {
+          if (done.has(i)) continue;
+          if (actx.cancellationSignal.aborted) throw asFailure(actx.cancellationSignal.reason, actx, { attempt, step: name, key: call.key });
+          const line = await runItem(env, actx, call, i, raw, `${call.key}[${i}]`, !many);
+          done.set(i, line);
+          if (many) {
+            // Heartbeat details stay small: past 128 KiB of done outputs, later items are only counted (and re-run on a retry).
+            const b = byteLength(line);
+            if (doneBytes + b <= 128 * 1024) {
+              doneBytes += b;
+              reported.push(line);
+            }
+            // Every heartbeat is encoded in full, so send one at most every 200 ms, not one per item.
+            if (Date.now() - lastBeat >= 200) beat();
           }
-          actx.heartbeat({ fraction: done.size / call.items.length, message: `${done.size}/${call.items.length} items`, done: reported });
         }
+      } finally {
+        if (timer) clearInterval(timer);
       }
       return { lines: call.items.map(({ i }) => done.get(i)!), attempt };
     };
@@ -270,10 +283,10 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
 }
 
 /** One sweep item: reuse from the earlier run or the cache, else run; a permanent failure is a line, not a throw. */
-async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, raw: unknown, itemKey: string): Promise<SweepLine> {
+async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, raw: unknown, itemKey: string, autoHeartbeat: boolean): Promise<SweepLine> {
   const { def, deps, runId, name } = env;
   let key: string | undefined;
-  const { ctx, setInputs, stop } = stepContext(env, actx, itemKey, call.pipeline);
+  const { ctx, setInputs, stop } = stepContext(env, actx, itemKey, call.pipeline, autoHeartbeat);
   try {
     const input = parseInput(def, raw, itemKey);
     setInputs(refsIn(input));
@@ -302,7 +315,7 @@ async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, 
 }
 
 /** The StepContext of one call or item, with its auto-heartbeat timer. */
-function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string): { ctx: StepContext; setInputs(refs: ArtifactRef[]): void; stop(): void } {
+function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string, autoHeartbeat = true): { ctx: StepContext; setInputs(refs: ArtifactRef[]): void; stop(): void } {
   let lastProgress: unknown;
   const heartbeat = (d?: unknown) => {
     if (d !== undefined) lastProgress = d;
@@ -332,9 +345,9 @@ function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string)
     artifacts,
   };
   // No heartbeat at start (a server round trip per step); steps over a second heartbeat every second.
-  const timer = setInterval(() => heartbeat(), env.deps.autoHeartbeatMs ?? 1000);
-  timer.unref();
-  return { ctx, setInputs: (refs) => (inputRefs = refs), stop: () => clearInterval(timer) };
+  const timer = autoHeartbeat ? setInterval(() => heartbeat(), env.deps.autoHeartbeatMs ?? 1000) : undefined;
+  timer?.unref();
+  return { ctx, setInputs: (refs) => (inputRefs = refs), stop: () => timer && clearInterval(timer) };
 }
 
 function asFailure(err: unknown, actx: Context, details: StepFailureDetails): unknown {

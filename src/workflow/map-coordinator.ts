@@ -126,7 +126,7 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
     report();
   };
   const lane = async (): Promise<void> => {
-    while (state.nextShard < shards && !stopped && state.nextShard - firstShard < SHARDS_PER_EXECUTION) {
+    while (state.nextShard < shards && !stopped && state.nextShard - firstShard < (spec.shardsPerExecution ?? SHARDS_PER_EXECUTION)) {
       try {
         await runShard(state.nextShard++);
       } catch (err) {

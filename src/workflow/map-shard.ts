@@ -52,15 +52,16 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
   const startedAt = now();
   setHandler(sweepQuery, () => ({ key: spec.key, total, running, startedAt, rate: rate(), ...counts }));
   const rate = () => ((counts.succeeded + counts.failed) * 1000) / Math.max(1, now() - startedAt);
-  let detailsQueued = false;
-  const publish = () => {
-    if (detailsQueued) return;
-    detailsQueued = true;
-    void Promise.resolve().then(() => {
-      detailsQueued = false;
-      setCurrentDetails(`**${spec.key}** shard ${args.shard}: items ${start}–${end - 1} — ${counts.succeeded} succeeded (${counts.cached} cached), ${counts.failed} failed, ${running} running`);
-    });
+  // Web UI details every 1% of the items (and at the end), without a microtask per activation.
+  const step = Math.max(1, Math.floor(total / 100));
+  let published = -1;
+  const publish = (force = false) => {
+    const done = counts.succeeded + counts.failed + counts.notRun;
+    if (!force && done - published < step) return;
+    published = done;
+    setCurrentDetails(`**${spec.key}** shard ${args.shard}: items ${start}–${end - 1} — ${counts.succeeded} succeeded (${counts.cached} cached), ${counts.failed} failed, ${running} running`);
   };
+  publish(true);
 
   // Results: lines collected here until FLUSH_BYTES, then written as parts.
   let lines: SweepLine[] = [];
@@ -87,25 +88,53 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
     parts.push({ start, end, ref });
   };
 
-  // Items: inline inputs, or slices of the manifest read on demand (and one ahead).
-  const slices = new Map<number, Promise<unknown[]>>();
-  const slice = (s: number): Promise<unknown[]> => {
-    let p = slices.get(s);
+  // Items: inline inputs, or slices of the manifest read on demand (and one ahead). Every promise made in workflow
+  // code costs a stack capture (the SDK's stack-trace query), so loaded slices are read synchronously.
+  const loaded = new Map<number, unknown[]>();
+  const loading = new Map<number, Promise<unknown[]>>();
+  const load = (s: number): Promise<unknown[]> => {
+    let p = loading.get(s);
     if (!p) {
       const src = spec.source;
       if (src.kind !== 'manifest') throw new Error('unreachable: inline shards carry their inputs');
       const first = start + s * SLICE_ITEMS;
-      p = io[MapActivity.slice]({ ref: src.ref, offset: args.offsets![s]!, start: first, count: Math.min(SLICE_ITEMS, end - first), template: src.template });
-      slices.set(s, p);
+      p = io[MapActivity.slice]({ ref: src.ref, offset: args.offsets![s]!, start: first, count: Math.min(SLICE_ITEMS, end - first), template: src.template }).then((inputs) => {
+        loaded.set(s, inputs);
+        return inputs;
+      });
+      loading.set(s, p);
     }
     return p;
   };
-  const inputOf = async (i: number): Promise<unknown> => {
-    if (args.inputs) return args.inputs[i - start];
-    const s = Math.floor((i - start) / SLICE_ITEMS);
-    if (slices.size > 2) for (const k of slices.keys()) if (k < s) slices.delete(k);
-    if ((i - start) % SLICE_ITEMS === 0 && start + (s + 1) * SLICE_ITEMS < end) void slice(s + 1).catch(() => undefined);
-    return (await slice(s))[(i - start) % SLICE_ITEMS];
+  /** The inputs of items [first, last], or undefined while a slice they need is still loading. */
+  const inputsOf = (first: number, last: number): { i: number; input: unknown }[] | undefined => {
+    const out: { i: number; input: unknown }[] = [];
+    for (let i = first; i <= last; i++) {
+      if (args.inputs) {
+        out.push({ i, input: args.inputs[i - start] });
+        continue;
+      }
+      const s = Math.floor((i - start) / SLICE_ITEMS);
+      const slice = loaded.get(s);
+      if (!slice) return undefined;
+      out.push({ i, input: slice[(i - start) % SLICE_ITEMS] });
+    }
+    return out;
+  };
+  const slicesOf = (first: number, last: number): number[] => {
+    const a = Math.floor((first - start) / SLICE_ITEMS);
+    const b = Math.floor((last - start) / SLICE_ITEMS);
+    return Array.from({ length: b - a + 1 }, (_, k) => a + k);
+  };
+  const prefetch = (first: number) => {
+    if (args.inputs) return;
+    const s = Math.floor((first - start) / SLICE_ITEMS);
+    // Read the next slice while this one runs; drop slices no call needs any more.
+    if (start + (s + 1) * SLICE_ITEMS < end && !loading.has(s + 1)) load(s + 1).catch(() => undefined);
+    for (const k of loaded.keys()) if (k < s) {
+      loaded.delete(k);
+      loading.delete(k);
+    }
   };
 
   // On resume, the earlier run's results for this same shard.
@@ -115,62 +144,71 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
   const calls = Math.ceil(total / batch);
   const lanesCount = Math.max(1, Math.min(calls, Math.floor(args.concurrency / batch) || 1));
   const target = spec.target;
-  const runCall = async (c: number): Promise<void> => {
-    const first = start + c * batch;
-    const last = Math.min(end, first + batch) - 1;
-    const items: { i: number; input: unknown }[] = [];
-    for (let i = first; i <= last; i++) items.push({ i, input: await inputOf(i) });
-    running += items.length;
+  const baseOptions = target.kind === 'step' ? { ...target.options, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED, priority: spec.priority } : undefined;
+  const childRun = spec.childRun as { resumeFrom?: { workflowId: string } } | undefined;
+  const runChildItem = async ({ i, input }: { i: number; input: unknown }): Promise<SweepLine[]> => {
     try {
-      if (target.kind === 'pipeline') {
-        const { i, input } = items[0]!;
-        const childRun = spec.childRun as { resumeFrom?: { workflowId: string } } | undefined;
-        try {
-          const output = await executeChild(target.name, {
-            workflowId: `${info.workflowId}/${i}`,
-            taskQueue: info.taskQueue,
-            args: [input, { ...childRun, ...(childRun?.resumeFrom && spec.resumeFrom ? { resumeFrom: { ...childRun.resumeFrom, workflowId: `${spec.resumeFrom}/shard-${args.shard}/${i}` } } : {}) }],
-            staticSummary: `${target.name} — item ${i} of sweep ${spec.key} (${spec.parentId})`,
-            priority: spec.priority,
-          });
-          record({ i, ok: true, output });
-        } catch (err) {
-          if (isCancellation(err)) throw err;
-          record({ i, ok: false, status: 'failed', error: childMessage(err) });
-        }
-      } else {
-        const key = items.length === 1 ? `${spec.key}[${first}]` : `${spec.key}[${first}-${last}]`;
-        const act = proxyActivities<Record<string, (c: BatchCall) => Promise<BatchResult>>>({
-          ...target.options,
-          activityId: key,
-          summary: key,
-          cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-          priority: spec.priority,
-        });
-        try {
-          const res = await act[target.name]!({ key: spec.key, pipeline: spec.pipeline, cache: spec.cache, items, ...(prior ? { prior: { ref: prior.ref, start } } : {}) });
-          for (const l of res.lines) record(l);
-        } catch (err) {
-          if (isCancellation(err)) throw err;
-          // The call failed for good (retries exhausted): every item of it failed with that error.
-          const error = failureMessage(err);
-          for (const { i } of items) record({ i, ok: false, status: 'failed', error });
-        }
-      }
-    } finally {
-      running -= items.length;
+      const output = await executeChild(target.name, {
+        workflowId: `${info.workflowId}/${i}`,
+        taskQueue: info.taskQueue,
+        args: [input, { ...childRun, ...(childRun?.resumeFrom && spec.resumeFrom ? { resumeFrom: { ...childRun.resumeFrom, workflowId: `${spec.resumeFrom}/shard-${args.shard}/${i}` } } : {}) }],
+        staticSummary: `${target.name} — item ${i} of sweep ${spec.key} (${spec.parentId})`,
+        priority: spec.priority,
+      });
+      return [{ i, ok: true, output }];
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return [{ i, ok: false, status: 'failed', error: childMessage(err) }];
     }
-    if (lineBytes > FLUSH_BYTES) await flush();
+  };
+  const priorRef = prior ? { ref: prior.ref, start } : undefined;
+  /** The activity of one call. Built without object spread: the bundle compiles spread into helper calls. */
+  const stepCall = (items: { i: number; input: unknown }[]): Promise<BatchResult> => {
+    const first = items[0]!.i;
+    const opts = Object.assign({}, baseOptions, { activityId: items.length === 1 ? `${spec.key}[${first}]` : `${spec.key}[${first}-${items[items.length - 1]!.i}]` });
+    const call: BatchCall = { key: spec.key, pipeline: spec.pipeline, cache: spec.cache, items };
+    if (priorRef) call.prior = priorRef;
+    // No per-item summary: the activity id already reads `sweep[123]`, and 100,000 summaries are history bytes.
+    return proxyActivities<Record<string, (c: BatchCall) => Promise<BatchResult>>>(opts)[target.name]!(call);
   };
 
   let next = 0;
   let stopped = false;
   let cancellation: unknown;
   const scope = new CancellationScope();
+  // The hot loop awaits once per call: every await in workflow code makes a promise, and the SDK captures a stack
+  // trace for each one, which is most of a sweep's workflow-side cost per item.
   const lane = async (): Promise<void> => {
     while (next < calls && !stopped) {
+      const c = next++;
+      const first = start + c * batch;
+      const last = Math.min(end, first + batch) - 1;
+      let items = inputsOf(first, last);
       try {
-        await runCall(next++);
+        if (!items) {
+          await Promise.all(slicesOf(first, last).map(load));
+          items = inputsOf(first, last)!;
+        }
+        prefetch(first);
+        running += items.length;
+        let lines: SweepLine[];
+        try {
+          if (target.kind === 'pipeline') lines = await runChildItem(items[0]!);
+          else {
+            try {
+              lines = (await stepCall(items)).lines;
+            } catch (err) {
+              if (isCancellation(err)) throw err;
+              // The call failed for good (retries exhausted): every item of it failed with that error.
+              const error = failureMessage(err);
+              lines = items.map(({ i }): SweepLine => ({ i, ok: false, status: 'failed', error }));
+            }
+          }
+        } finally {
+          running -= items.length;
+        }
+        for (const l of lines) record(l);
+        if (lineBytes > FLUSH_BYTES) await flush();
       } catch (err) {
         if (!isCancellation(err)) throw err;
         cancellation ??= err;
@@ -188,6 +226,7 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
   const bug = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (bug) throw bug.reason;
   const cancelled = CancellationScope.current().consideredCancelled;
+  publish(true);
   const shardEnd = await CancellationScope.nonCancellable(() =>
     io[MapActivity.write]({
       mode: 'collect',

@@ -41,6 +41,8 @@ export interface MapOptions<T, I> {
   batch?: number;
   /** Per-call overrides of the step's options (timeout is per item; a batch call gets timeout × batch). */
   step?: Omit<StepCallOptions, 'key'>;
+  /** Shards the coordinator runs per execution before it continues-as-new. Default 400 (~3,200 events). */
+  shardsPerExecution?: number;
 }
 
 const mapProgress = defineSignal<[SweepProgress]>(MAP_PROGRESS_SIGNAL);
@@ -131,6 +133,7 @@ export async function runMap(core: RunCore, target: StepDef | AnyPipeline, items
     priority: core.priority,
     ...(resumeFrom ? { resumeFrom } : {}),
     ...(!isStep ? { childRun: childRunOptions(core.run, key) } : {}),
+    ...(opts.shardsPerExecution !== undefined ? { shardsPerExecution: positiveInt(opts.shardsPerExecution, 'shardsPerExecution', 400, 1000) } : {}),
   };
 
   const total = source.kind === 'inline' ? source.inputs.length : 0;

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { readResults } from '../../src/data/manifest';
 import type { SweepLine } from '../../src/definition';
 import * as activities from '../fixtures/scale';
-import { arraySweep, manifestSweep } from '../fixtures/scale/workflows';
+import { arraySweep, manifestSweep, pipelineSweep } from '../fixtures/scale/workflows';
 import { runningWorker, type TestEnv } from '../support/temporal';
 
 let env: TestEnv;
@@ -62,6 +62,30 @@ describe('k.map', () => {
     t.diagnostic(`${ex.length} executions, largest history ${largest} events, ${sweep.rate.toFixed(0)} items/s`);
     assert.ok(ex.length >= 12, 'parent, coordinator and 10 shards');
     assert.ok(largest <= 10_240, `every history at most 10,240 events (largest ${largest})`);
+  });
+});
+
+describe('k.map: shapes', () => {
+  test('over a pipeline: each item is a child pipeline under its shard', async () => {
+    const run = await env.kaon.start(pipelineSweep, { n: 30 });
+    const { sweep, summary } = await run.result();
+    assert.equal(sweep.succeeded, 30);
+    assert.ok(summary.ordered);
+    const ls = await lines(sweep.results);
+    assert.deepEqual(ls.map((l) => (l.ok ? l.output : null)), Array.from({ length: 30 }, (_, i) => ({ i, twice: 2 * i })));
+    const child = await env.temporal.workflow.getHandle(`${run.id}/test-item/shard-0/7`).describe();
+    assert.equal(child.type, 'test-item');
+    assert.equal(child.status.name, 'COMPLETED');
+  });
+
+  test('the coordinator continues as new between shards; the results stay whole and in order', async () => {
+    const run = await env.kaon.start(manifestSweep, { n: 3500, concurrency: 200, shardsPerExecution: 1 });
+    const { sweep, summary } = await run.result();
+    assert.equal(sweep.succeeded, 3500);
+    assert.deepEqual({ lines: summary.lines, ordered: summary.ordered }, { lines: 3500, ordered: true });
+    const runs: string[] = [];
+    for await (const w of env.temporal.workflow.list({ query: `WorkflowId = '${run.id}/sweep'` })) runs.push(w.status.name);
+    assert.deepEqual(runs.sort(), ['COMPLETED', 'CONTINUED_AS_NEW', 'CONTINUED_AS_NEW', 'CONTINUED_AS_NEW'], 'one coordinator execution per shard');
   });
 });
 

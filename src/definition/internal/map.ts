@@ -70,6 +70,8 @@ export interface MapSpec {
   resumeFrom?: string;
   /** Parent run options handed to child pipelines per item. */
   childRun?: unknown;
+  /** Shards per coordinator execution before it continues-as-new (default SHARDS_PER_EXECUTION). */
+  shardsPerExecution?: number;
 }
 
 /** What the coordinator carries across continue-as-new. */
