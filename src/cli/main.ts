@@ -11,11 +11,15 @@ import { devCommand } from './commands/dev';
 import { listCommand } from './commands/list';
 import { resumeCommand } from './commands/resume';
 import { runCommand } from './commands/run';
+import { scheduleCommand } from './commands/schedule';
 import { statusCommand } from './commands/status';
 import { workerCommand } from './commands/worker';
+import { approveCommand, pauseCommand, rejectCommand, sendCommand, stepCommand, unpauseCommand } from './commands/steer';
 
 export const COMMANDS: readonly CommandSpec[] = [
-  demoCommand, devCommand, workerCommand, runCommand, statusCommand, listCommand, cancelCommand, resumeCommand, artifactsCommand, artifactCommand, cacheCommand,
+  demoCommand, devCommand, workerCommand, runCommand, statusCommand, listCommand, cancelCommand, resumeCommand,
+  approveCommand, rejectCommand, pauseCommand, unpauseCommand, sendCommand, stepCommand, scheduleCommand,
+  artifactsCommand, artifactCommand, cacheCommand,
 ];
 
 function errorLine(err: unknown): string {

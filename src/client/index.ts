@@ -8,6 +8,7 @@
  * console.log(await run.result());
  */
 export { connect, KaonClient, type ConnectOptions, type StartOptions, type ListOptions, type ResumeOptions } from './kaon-client';
-export { RunHandle, RunFailedError, type RunStatusInfo, type TemporalStatus } from './run-handle';
+export { RunHandle, RunFailedError, type RunStatusInfo, type TemporalStatus, type DecisionOptions } from './run-handle';
 export { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
-export type { RunState, StepState, StepStatus, RunStatus } from '../observe/run-state';
+export { KaonSchedules, type ScheduleCreate, type ScheduleInfo, type OverlapPolicy } from './schedules';
+export type { RunState, StepState, StepStatus, RunStatus, GateState } from '../observe/run-state';

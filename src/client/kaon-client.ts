@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { SAKey, type StepCall } from '../definition/internal/protocol';
-import { isPipeline, type AnyPipeline, type PipelineParams, type PipelineResult } from '../definition/pipeline';
+import { isPipeline, type AnyPipeline, type PipelineMessages, type PipelineParams, type PipelineResult } from '../definition/pipeline';
 import { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
+import { KaonSchedules } from './schedules';
 
 export interface ConnectOptions {
   /** An existing Temporal connection; default: from envconfig (TEMPORAL_ADDRESS, …). */
@@ -20,6 +21,8 @@ export interface StartOptions {
   /** 'off' bypasses every step's cache for this run. */
   cache?: 'on' | 'off';
   taskQueue?: string;
+  /** Temporal priority of this run's workflow, steps and children: 1 (first) … 5. Default: the pipeline's, else 3. */
+  priority?: number;
 }
 
 export interface ResumeOptions {
@@ -44,13 +47,18 @@ function quote(v: string): string {
 
 /** The thin client: starts and steers runs. Depends on @temporalio/client and zod only (invariant 5). */
 export class KaonClient {
+  /** Temporal Schedules for pipelines: create, list, describe, pause, unpause, trigger, backfill, update, delete. */
+  readonly schedules: KaonSchedules;
+
   constructor(
     readonly temporal: Client,
     readonly taskQueue: string,
     private readonly ownsConnection: boolean,
-  ) {}
+  ) {
+    this.schedules = new KaonSchedules(temporal, taskQueue);
+  }
 
-  async start<P extends AnyPipeline>(pipeline: P, params: PipelineParams<P>, opts?: StartOptions): Promise<RunHandle<PipelineResult<P>>>;
+  async start<P extends AnyPipeline>(pipeline: P, params: PipelineParams<P>, opts?: StartOptions): Promise<RunHandle<PipelineResult<P>, PipelineMessages<P>>>;
   async start(pipeline: string, params: unknown, opts?: StartOptions): Promise<RunHandle>;
   async start(pipeline: AnyPipeline | string, params: unknown, opts: StartOptions = {}): Promise<RunHandle> {
     return this.startRun(pipeline, params, opts);
@@ -94,13 +102,18 @@ export class KaonClient {
         fix: "use up to 200 letters, digits and '_.:=-', starting with a letter or digit (e.g. '2026-11-21-us')",
       });
     }
+    if (opts.priority !== undefined && !(Number.isInteger(opts.priority) && opts.priority >= 1 && opts.priority <= 5)) {
+      throw new KaonError({ code: ErrorCode.invalidParams, what: `priority ${JSON.stringify(opts.priority)} is not valid`, fix: 'pass an integer from 1 (runs first) to 5, or leave it out for the pipeline\'s default' });
+    }
     const workflowId = opts.runKey ? `${name}--${opts.runKey}` : `${name}-${randomUUID().slice(0, 8)}`;
     const description = isPipeline(pipeline) ? pipeline.kaon.description : undefined;
     try {
       const handle = await this.temporal.workflow.start(name, {
         workflowId,
         taskQueue: opts.taskQueue ?? this.taskQueue,
-        args: [params, { cache: opts.cache ?? 'on', ...(opts.resumeFrom ? { resumeFrom: opts.resumeFrom } : {}) }],
+        args: [params, { cache: opts.cache ?? 'on', ...(opts.resumeFrom ? { resumeFrom: opts.resumeFrom } : {}), ...(opts.priority !== undefined ? { priority: opts.priority } : {}) }],
+        // Fairness per run: the run's workflow tasks, steps and children share one key (see RunCore).
+        priority: { fairnessKey: workflowId.length <= 64 ? workflowId : workflowId.slice(-64), ...(opts.priority !== undefined ? { priorityKey: opts.priority } : {}) },
         // Same key while running (conflict) or after it closed (reuse): the server refuses, we return that run.
         workflowIdConflictPolicy: 'FAIL',
         workflowIdReusePolicy: opts.runKey ? 'REJECT_DUPLICATE' : 'ALLOW_DUPLICATE',
@@ -116,10 +129,10 @@ export class KaonClient {
         ].join('\n'),
         memo: { kaon: { pipeline: name, cache: opts.cache ?? 'on', ...(opts.resumeFrom ? { resumedFrom: opts.resumeFrom.workflowId } : {}) } },
       });
-      return new RunHandle(this.temporal, handle, false, this.resumer);
+      return new RunHandle(this.temporal, handle, false, this.resumer, isPipeline(pipeline) ? pipeline.kaon.messages : undefined);
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError && opts.runKey) {
-        return new RunHandle(this.temporal, this.temporal.workflow.getHandle(workflowId), true, this.resumer);
+        return new RunHandle(this.temporal, this.temporal.workflow.getHandle(workflowId), true, this.resumer, isPipeline(pipeline) ? pipeline.kaon.messages : undefined);
       }
       throw err;
     }

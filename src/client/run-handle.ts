@@ -1,8 +1,10 @@
-import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { z } from 'zod';
+import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { QUERY_PROGRESS } from '../definition/internal/protocol';
+import { QUERY_PROGRESS, UPDATE_DECIDE, UPDATE_MESSAGE, UPDATE_PAUSE, type DecideRequest, type PauseRequest } from '../definition/internal/protocol';
 import { SWEEP_QUERY, type SweepProgress } from '../definition/internal/map';
-import type { RunState, StepState } from '../observe/run-state';
+import type { GateState, RunState, StepState } from '../observe/run-state';
 
 export type TemporalStatus = 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TERMINATED' | 'CONTINUED_AS_NEW' | 'TIMED_OUT' | 'UNKNOWN' | 'PAUSED' | 'UNSPECIFIED';
 
@@ -45,15 +47,88 @@ function decode(payloads: { payloads?: unknown[] | null } | null | undefined): u
 // Temporal's PendingActivityState enum values.
 const PENDING_SCHEDULED = 1;
 
-/** A handle on one run: status, live progress, result, cancel. */
-export class RunHandle<R = unknown> {
+export interface DecisionOptions {
+  /** Who decides (recorded in the run state and the history). Default $USER. */
+  by?: string;
+  comment?: string;
+}
+
+/** A handle on one run: status, live progress, result, cancel, and steering (gates, pause, messages). */
+export class RunHandle<R = unknown, M extends Record<string, z.ZodType> = Record<string, z.ZodType>> {
   constructor(
     readonly client: Client,
     readonly handle: WorkflowHandle,
     /** True when start() found an existing run for the run key instead of creating one. */
     readonly existing = false,
     private readonly resumer?: (id: string, opts: { from?: string; cache?: 'on' | 'off' }) => Promise<RunHandle>,
+    /** The pipeline's message schemas, when the handle came from start(pipeline): messages are checked here first. */
+    private readonly messages?: M,
   ) {}
+
+  /** Approve a waiting gate (`publish`, or `publish#2` in a loop). Refused with the reason if it is not waiting. */
+  approve(gate: string, opts: DecisionOptions = {}): Promise<GateState> {
+    return this.decide({ gate, decision: 'approve', ...this.who(opts), ...(opts.comment ? { comment: opts.comment } : {}) });
+  }
+
+  /** Reject a waiting gate. */
+  reject(gate: string, opts: DecisionOptions = {}): Promise<GateState> {
+    return this.decide({ gate, decision: 'reject', ...this.who(opts), ...(opts.comment ? { comment: opts.comment } : {}) });
+  }
+
+  /** Pause: no new step starts until unpause(); running steps finish. Status and progress keep working. */
+  pause(opts: { by?: string; note?: string } = {}): Promise<RunState['paused']> {
+    return this.update(UPDATE_PAUSE, { paused: true, ...this.who(opts), ...(opts.note ? { note: opts.note } : {}) } satisfies PauseRequest, 'pause') as Promise<RunState['paused']>;
+  }
+
+  async unpause(): Promise<void> {
+    await this.update(UPDATE_PAUSE, { paused: false } satisfies PauseRequest, 'unpause');
+  }
+
+  /** Send a typed message; resolves to what the pipeline's onMessage handler returned (else the stored value). */
+  async send<K extends keyof M & string>(name: K, value: z.input<M[K]>): Promise<unknown> {
+    const schema = this.messages?.[name];
+    if (this.messages && !schema) {
+      throw new KaonError({ code: ErrorCode.invalidParams, what: `pipeline has no message "${name}" (it declares ${Object.keys(this.messages).join(', ') || 'none'})`, fix: 'send one of the declared messages' });
+    }
+    if (schema) parseOrThrow(schema, value, { code: ErrorCode.invalidParams, subject: `message "${name}"`, fix: 'send a value that matches the message schema' });
+    return this.update(UPDATE_MESSAGE, { name, value }, `message "${name}"`);
+  }
+
+  /** Pause one step's retries (Temporal activity pause): it stops retrying until unpauseStep, so its data can be fixed. */
+  async pauseStep(key: string, reason?: string): Promise<void> {
+    const { namespace } = this.client.options;
+    await this.client.workflowService.pauseActivity({ namespace, execution: { workflowId: this.id }, id: key, identity: this.client.options.identity ?? 'kaon', reason: reason ?? '', requestId: '' });
+  }
+
+  async unpauseStep(key: string): Promise<void> {
+    const { namespace } = this.client.options;
+    await this.client.workflowService.unpauseActivity({ namespace, execution: { workflowId: this.id }, id: key, identity: this.client.options.identity ?? 'kaon' });
+  }
+
+  private who<T extends { by?: string }>(opts: T): { by?: string } {
+    const by = opts.by ?? process.env.USER ?? process.env.USERNAME;
+    return by ? { by } : {};
+  }
+
+  private decide(req: DecideRequest): Promise<GateState> {
+    return this.update(UPDATE_DECIDE, req, `${req.decision} gate "${req.gate}"`) as Promise<GateState>;
+  }
+
+  /** Run a Kaon update; a refusal becomes a KaonError with the workflow's reason, a closed run a clear error. */
+  private async update(name: string, arg: unknown, what: string): Promise<unknown> {
+    try {
+      return await this.handle.executeUpdate(name, { args: [arg] });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) {
+        const reason = err.cause instanceof Error ? err.cause.message : err.message;
+        throw new KaonError({ code: ErrorCode.refused, what: `${what} was refused by run ${this.id}: ${reason}`, fix: 'see the reason; `kaon status <run>` shows its gates, pause and messages', cause: err });
+      }
+      if (err instanceof WorkflowNotFoundError || /already completed|not found/i.test(err instanceof Error ? err.message : '')) {
+        throw new KaonError({ code: ErrorCode.refused, what: `${what}: run ${this.id} is not running`, fix: 'steer a running run (`kaon list --status running`)', cause: err });
+      }
+      throw err;
+    }
+  }
 
   get id(): string {
     return this.handle.workflowId;

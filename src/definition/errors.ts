@@ -51,6 +51,7 @@ export const ErrorCode = {
   foreachFailed: 'KAON_FOREACH_FAILED',
   mapFailed: 'KAON_MAP_FAILED',
   historyLimit: 'KAON_HISTORY_LIMIT',
+  refused: 'KAON_REFUSED',
   stepFailed: 'KAON_STEP_FAILED',
   notFound: 'KAON_NOT_FOUND',
   config: 'KAON_CONFIG',

@@ -13,6 +13,7 @@ export { defineStep, python, command, isStepDef, type StepDef, type StepConfig, 
 export { isPipeline, type Pipeline, type AnyPipeline, type PipelineMeta, type PipelineParams, type PipelineResult } from './pipeline';
 export { ArtifactRef, Producer, isArtifactRef } from './artifact-ref';
 export { Sweep, isSweep, type SweepLine } from './sweep';
+export { scheduledDate, scheduledTime } from './scheduled';
 export { KaonError, ErrorCode, parseOrThrow, describeZodIssues, type KaonErrorInit } from './errors';
 export { toMs, type Duration } from './duration';
 export type { RunState, StepState, StepStatus, RunStatus, FailedItem } from '../observe/run-state';

@@ -1,25 +1,28 @@
 import type { z } from 'zod';
 
 /** Static facts about a pipeline, readable by the client without loading workflow code. */
-export interface PipelineMeta<P extends z.ZodType = z.ZodType> {
+export interface PipelineMeta<P extends z.ZodType = z.ZodType, M extends Record<string, z.ZodType> = Record<string, z.ZodType>> {
   readonly name: string;
   readonly params: P;
   readonly description: string | undefined;
+  /** Typed messages a run accepts (run.send). */
+  readonly messages: M;
 }
 
 /**
  * A pipeline is a Temporal workflow function (invariant 1) that also carries its typed contract.
  * Create one with `definePipeline` from `kaon/workflow`.
  */
-export type Pipeline<P extends z.ZodType = z.ZodType, R = unknown> = ((params: z.input<P>) => Promise<R>) & {
-  readonly kaon: PipelineMeta<P>;
+export type Pipeline<P extends z.ZodType = z.ZodType, R = unknown, M extends Record<string, z.ZodType> = Record<never, never>> = ((params: z.input<P>) => Promise<R>) & {
+  readonly kaon: PipelineMeta<P, M>;
 };
 
 /** Any pipeline, whatever its params and result (function parameters are contravariant, hence `any`). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyPipeline = Pipeline<any, any>;
+export type AnyPipeline = Pipeline<any, any, any>;
 
-export type PipelineParams<T extends AnyPipeline> = T extends { kaon: PipelineMeta<infer P> } ? z.input<P> : never;
+export type PipelineParams<T extends AnyPipeline> = T extends { kaon: PipelineMeta<infer P, infer _M> } ? z.input<P> : never;
+export type PipelineMessages<T extends AnyPipeline> = T extends { kaon: { messages: infer M } } ? M : never;
 export type PipelineResult<T extends AnyPipeline> = T extends (params: never) => Promise<infer R> ? R : never;
 
 export function isPipeline(v: unknown): v is AnyPipeline {

@@ -1,7 +1,7 @@
 // Run state: a small, serialisable record of a run's steps. Pure; runs in the workflow sandbox and on clients.
 
 export type StepStatus = 'pending' | 'waiting' | 'running' | 'succeeded' | 'failed' | 'cached' | 'skipped' | 'cancelled';
-export type RunStatus = 'running' | 'waiting' | 'succeeded' | 'failed' | 'cancelled';
+export type RunStatus = 'running' | 'waiting' | 'paused' | 'succeeded' | 'failed' | 'cancelled';
 
 export interface StepState {
   key: string;
@@ -51,9 +51,29 @@ export interface LoopSummary {
   last: { execution: number; runId: string; startedAt: number; endedAt: number; steps: number; failed: number }[];
 }
 
+/** An approval gate: waiting, then who decided, when and why. */
+export interface GateState {
+  gate: string;
+  status: 'waiting' | 'approved' | 'rejected';
+  requestedAt: number;
+  /** When a waiting gate times out, and what it then decides. */
+  timeoutAt?: number;
+  onTimeout?: 'approve' | 'reject';
+  details?: unknown;
+  decidedAt?: number;
+  by?: string;
+  comment?: string;
+  timedOut?: boolean;
+}
+
 export interface RunState {
   pipeline: string;
   loop?: LoopSummary;
+  gates?: GateState[];
+  /** Set while the run is paused: no new step starts. */
+  paused?: { at: number; by?: string; note?: string };
+  /** The latest value of each typed message the run received. */
+  messages?: Record<string, unknown>;
   status: RunStatus;
   startedAt: number;
   endedAt?: number;
@@ -105,6 +125,11 @@ export function renderMarkdown(state: RunState, now: number): string {
   const counts = countByStatus(state);
   const summary = Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ');
   const lines = [`**${state.pipeline}** — ${state.status}${summary ? ` (${summary})` : ''}`, ''];
+  for (const g of state.gates ?? []) {
+    if (g.status === 'waiting') lines.push(`⏸ **waiting for approval: ${g.gate}**${g.timeoutAt ? ` (until ${new Date(g.timeoutAt).toISOString()}, then ${g.onTimeout ?? 'reject'})` : ''} — \`kaon approve <run> ${g.gate}\` or \`kaon reject\``, '');
+    else lines.push(`${g.status === 'approved' ? '✓' : '✗'} gate ${g.gate} ${g.status}${g.timedOut ? ' (timed out)' : ''}${g.by ? ` by ${g.by}` : ''}${g.comment ? `: ${g.comment}` : ''}`, '');
+  }
+  if (state.paused) lines.push(`⏸ **paused**${state.paused.by ? ` by ${state.paused.by}` : ''}${state.paused.note ? `: ${state.paused.note}` : ''} — no new step starts until \`kaon unpause\``, '');
   if (state.loop) lines.push(`execution ${state.loop.execution} of a continuing run, ${((state.loop.priorMs + now - state.startedAt) / 1000).toFixed(0)}s in total since ${new Date(state.loop.firstStartedAt).toISOString()}`, '');
   if (state.error) lines.push(`> ${state.error.split('\n')[0]}`, '');
   const ordered = [

@@ -105,6 +105,11 @@ export function renderTable(state: RunState, now: number): string {
   };
   const lines = [renderHeader(state, now)];
   if (state.error) lines.push(`error: ${firstLine(state.error)}`);
+  for (const g of state.gates ?? []) {
+    if (g.status === 'waiting') lines.push(`waiting for approval: ${g.gate}${g.timeoutAt ? ` (until ${new Date(g.timeoutAt).toISOString()}, then ${g.onTimeout ?? 'reject'})` : ''} — kaon approve|reject <run> ${g.gate}`);
+    else lines.push(`gate ${g.gate}: ${g.status}${g.timedOut ? ' (timed out)' : ''}${g.by ? ` by ${g.by}` : ''}${g.comment ? ` — ${g.comment}` : ''}`);
+  }
+  if (state.paused) lines.push(`paused${state.paused.by ? ` by ${state.paused.by}` : ''}${state.paused.note ? ` — ${state.paused.note}` : ''}: no new step starts until kaon unpause <run>`);
   lines.push('', row(['STEP', 'STATUS', 'ATTEMPTS', 'TIME', 'DETAIL']));
   for (const s of state.steps) {
     lines.push(row([s.key, `${STATUS_ICON[s.status]} ${s.status}`, String(s.attempts), stepElapsed(s, now), detail(s)]));

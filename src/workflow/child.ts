@@ -14,6 +14,8 @@ export function childRunOptions(run: RunOptions, key: string): RunOptions {
 /** k.child: a pipeline as a child workflow with its own history, id `<parent>/<key>`. */
 export async function runChild<P extends AnyPipeline>(core: RunCore, pipeline: P, params: PipelineParams<P>, o: { key?: string } = {}): Promise<PipelineResult<P>> {
   const name = pipeline.kaon.name;
+  const paused = core.whenRunning();
+  if (paused) await paused;
   core.guard.check(`child pipeline "${name}"`);
   const key = core.key(o.key ?? name);
   const info = workflowInfo();

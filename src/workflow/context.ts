@@ -1,4 +1,6 @@
 import { workflowInfo } from '@temporalio/workflow';
+import type { z } from 'zod';
+import type { Duration } from '../definition/duration';
 import type { ArtifactRef } from '../definition/artifact-ref';
 import type { AnyPipeline, PipelineParams, PipelineResult } from '../definition/pipeline';
 import type { Sweep } from '../definition/sweep';
@@ -6,6 +8,8 @@ import type { StepDef, StepInput, StepOutput } from '../definition/step';
 import { runChild } from './child';
 import type { RunCore } from './core';
 import { runForeach, runParallel, type ForeachOptions, type Settled } from './foreach';
+import type { MessageSchemas } from './control';
+import { runApproval, runSleep, type ApprovalOptions, type Decision } from './gates';
 import type { HistoryBudget } from './history-guard';
 import { continueRun } from './loop';
 import { runMap, type MapOptions } from './map';
@@ -13,7 +17,7 @@ import type { StepCallOptions } from './options';
 import { runStep } from './step';
 
 /** The workflow-side API a pipeline's `run` receives. */
-export interface Kaon<P = unknown> {
+export interface Kaon<P = unknown, M extends MessageSchemas = Record<never, never>> {
   /** Run one step as a Temporal activity and return its validated output. */
   step<S extends StepDef>(def: S, input: StepInput<S>, opts?: StepCallOptions): Promise<StepOutput<S>>;
   /** Named parallel branches; resolves to an object with each branch's result under its name. */
@@ -37,12 +41,23 @@ export interface Kaon<P = unknown> {
    * running signal and update handlers finish. State goes in the params; large state in an artifact.
    */
   continueAsNew(nextParams: P): Promise<never>;
+  /**
+   * Wait for a person: `kaon approve <run> <gate>` / `kaon reject`, or `run.approve(gate)`. The run shows
+   * `waiting for approval: <gate>` meanwhile. Resolves to the decision (who, when, why); a timeout decides `onTimeout`.
+   */
+  approval(gate: string, opts?: ApprovalOptions): Promise<Decision>;
+  /** A durable timer ('1 day', '30m', ms), shown in the run state. */
+  sleep(duration: Duration): Promise<void>;
+  /** The latest value of a typed message the run received (run.send), or undefined. */
+  message<K extends keyof M & string>(name: K): z.output<M[K]> | undefined;
+  /** Handle a typed message as it arrives; what the handler returns goes back to the sender. */
+  onMessage<K extends keyof M & string>(name: K, fn: (value: z.output<M[K]>) => unknown): void;
   /** This run's workflow id. */
   readonly runId: string;
 }
 
 /** Composes the orchestration primitives (one module each) over one execution's RunCore. */
-export class KaonContext implements Kaon {
+export class KaonContext implements Kaon<unknown, MessageSchemas> {
   constructor(private readonly core: RunCore) {}
 
   get runId(): string {
@@ -79,5 +94,21 @@ export class KaonContext implements Kaon {
 
   continueAsNew(nextParams: unknown): Promise<never> {
     return continueRun(this.core, nextParams);
+  }
+
+  approval(gate: string, opts?: ApprovalOptions): Promise<Decision> {
+    return runApproval(this.core, gate, opts);
+  }
+
+  sleep(duration: Duration): Promise<void> {
+    return runSleep(this.core, duration);
+  }
+
+  message(name: string): unknown {
+    return this.core.control.message(name);
+  }
+
+  onMessage(name: string, fn: (value: unknown) => unknown): void {
+    this.core.control.onMessage(name, fn);
   }
 }

@@ -3,6 +3,7 @@ import type { Priority } from '@temporalio/common';
 import type { z } from 'zod';
 import type { StepCall } from '../definition/internal/protocol';
 import type { LoopSummary } from '../observe/run-state';
+import type { RunControl } from './control';
 import { HistoryGuard } from './history-guard';
 import type { RunStateTracker } from './run-state-tracker';
 
@@ -48,6 +49,7 @@ export class RunCore {
     readonly run: RunOptions,
     limits: RunLimits,
     readonly pipeline: { name: string; params: z.ZodType },
+    readonly control: RunControl,
   ) {
     if (run.loop) tracker.state.loop = run.loop;
     this.guard = new HistoryGuard(limits.historyEvents);
@@ -57,12 +59,24 @@ export class RunCore {
     };
   }
 
+  /** Resolves when the run may start new work: at once (no promise) unless it is paused. */
+  whenRunning(): Promise<void> | undefined {
+    return this.control.whenRunning();
+  }
+
   /** A unique key in the current scope. A repeated call (a retraining loop) gets `#2`, `#3`. */
-  key(base: string): string {
+  key(base: string, uses: Map<string, number> = this.keyUses): string {
     const full = `${base}${this.scopes.getStore()?.suffix ?? ''}`;
-    const n = (this.keyUses.get(full) ?? 0) + 1;
-    this.keyUses.set(full, n);
+    const n = (uses.get(full) ?? 0) + 1;
+    uses.set(full, n);
     return n === 1 ? full : `${full}#${n}`;
+  }
+
+  private readonly gateUses = new Map<string, number>();
+
+  /** Gate names have their own space: a gate `publish` and a step keyed `publish` do not collide. */
+  gateKey(base: string): string {
+    return this.key(base, this.gateUses);
   }
 
   get branch(): string | undefined {

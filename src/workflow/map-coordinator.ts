@@ -3,6 +3,7 @@
 // continues-as-new every SHARDS_PER_EXECUTION shards, so no execution's history grows with the sweep's size.
 import {
   CancellationScope,
+  condition,
   CancelledFailure,
   continueAsNew,
   executeChild,
@@ -32,6 +33,7 @@ import {
 import type { ArtifactRef } from '../definition/artifact-ref';
 import type { Sweep } from '../definition/sweep';
 import { childMessage } from './failures';
+import { pausedSignal } from './control';
 import { sweepQuery } from './map-shard';
 import { now } from './run-state-tracker';
 
@@ -80,6 +82,11 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
     }
   };
   report(true);
+  let paused = false;
+  setHandler(pausedSignal, (p) => {
+    paused = p;
+    for (const n of running.keys()) getExternalWorkflowHandle(`${info.workflowId}/shard-${n}`).signal(pausedSignal, p).catch(() => undefined);
+  });
 
   const firstShard = state.nextShard;
   let stopped = false;
@@ -128,6 +135,8 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
   const lane = async (): Promise<void> => {
     while (state.nextShard < shards && !stopped && state.nextShard - firstShard < (spec.shardsPerExecution ?? SHARDS_PER_EXECUTION)) {
       try {
+        if (paused) await condition(() => !paused);
+        if (stopped || state.nextShard >= shards) return;
         await runShard(state.nextShard++);
       } catch (err) {
         if (!isCancellation(err)) throw err;

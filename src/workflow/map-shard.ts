@@ -4,6 +4,7 @@
 import {
   ActivityCancellationType,
   CancellationScope,
+  condition,
   CancelledFailure,
   defineQuery,
   executeChild,
@@ -28,6 +29,7 @@ import {
   type WriteCall,
 } from '../definition/internal/map';
 import type { SweepLine } from '../definition/sweep';
+import { pausedSignal } from './control';
 import { childMessage, failureMessage } from './failures';
 import { now } from './run-state-tracker';
 
@@ -178,8 +180,20 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
   const scope = new CancellationScope();
   // The hot loop awaits once per call: every await in workflow code makes a promise, and the SDK captures a stack
   // trace for each one, which is most of a sweep's workflow-side cost per item.
+  let paused = false;
+  setHandler(pausedSignal, (p) => void (paused = p));
   const lane = async (): Promise<void> => {
     while (next < calls && !stopped) {
+      if (paused) {
+        try {
+          await condition(() => !paused);
+        } catch (err) {
+          if (!isCancellation(err)) throw err;
+          cancellation ??= err;
+          return;
+        }
+        if (next >= calls || stopped) return;
+      }
       const c = next++;
       const first = start + c * batch;
       const last = Math.min(end, first + batch) - 1;

@@ -70,6 +70,8 @@ export async function runMap(core: RunCore, target: StepDef | AnyPipeline, items
   const isStep = isStepDef(target);
   if (!isStep && !isPipeline(target)) throw invalid('k.map needs a step (defineStep) or a pipeline (definePipeline) as its first argument. To fix: check the import of what you map over; it is undefined or something else.');
   const name = isStep ? target.name : target.kaon.name;
+  const paused = core.whenRunning();
+  if (paused) await paused;
   core.guard.check(`sweep "${name}"`);
   const batch = positiveInt(opts.batch, 'batch', 1, 1000);
   if (!isStep && batch > 1) throw invalid(`k.map over pipeline "${name}" cannot batch: each item is its own child workflow. To fix: drop the batch option, or map a step.`);
@@ -149,9 +151,12 @@ export async function runMap(core: RunCore, target: StepDef | AnyPipeline, items
   const slot = core.guard.slot();
   const release = typeof slot === 'function' ? slot : await slot;
   let sweep: Sweep;
+  const coordinatorId = `${info.workflowId}/${key}`;
+  // A pause of the run reaches the sweep: its coordinator and shards start no new item while paused.
+  core.control.followers.add(coordinatorId);
   try {
     sweep = (await executeChild(MAP_WORKFLOW, {
-      workflowId: `${info.workflowId}/${key}`,
+      workflowId: coordinatorId,
       taskQueue: info.taskQueue,
       args: [spec],
       staticSummary: `sweep ${key}: ${name} over ${source.kind === 'inline' ? `${total} items` : `the items of ${items && (items as ArtifactRef).name ? (items as ArtifactRef).name : 'a manifest'}`} (child of ${info.workflowId})`,
@@ -163,6 +168,7 @@ export async function runMap(core: RunCore, target: StepDef | AnyPipeline, items
     throw err;
   } finally {
     release();
+    core.control.followers.delete(coordinatorId);
   }
   const failed = sweep.failed > 0 && spec.onFailure !== 'ignore';
   core.tracker.update(st, { status: failed ? 'failed' : 'succeeded', endedAt: now(), sweep: sweepState({ ...sweep, running: 0 }) });

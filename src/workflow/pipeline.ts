@@ -1,4 +1,6 @@
-import { ApplicationFailure, ContinueAsNew, defineQuery, isCancellation, setHandler } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { ApplicationFailure, ContinueAsNew, defineQuery, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { fillScheduled } from '../definition/scheduled';
 import type { z } from 'zod';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { QUERY_PROGRESS } from '../definition/internal/protocol';
@@ -8,14 +10,17 @@ import type { RunState } from '../observe/run-state';
 import { KaonContext, type Kaon } from './context';
 import { RunCore, type RunOptions } from './core';
 import { HISTORY_LIMITS } from './history-guard';
+import { RunControl, type MessageSchemas } from './control';
 import { RunStateTracker } from './run-state-tracker';
 
-export interface PipelineConfig<P extends z.ZodType, R> {
+export interface PipelineConfig<P extends z.ZodType, R, M extends MessageSchemas = Record<never, never>> {
   /** The Temporal workflow type. Kebab-case reads well in the Web UI: 'retrain-recommender'. */
   name: string;
   description?: string;
   params: P;
-  run(params: z.output<P>, k: Kaon<z.input<P>>): Promise<R>;
+  run(params: z.output<P>, k: Kaon<z.input<P>, M>): Promise<R>;
+  /** Typed messages the run accepts (`run.send(name, value)`), validated at the client and in the workflow. */
+  messages?: M;
   /** Tighter limits than Kaon's defaults (a run fails clearly when it would exceed them). */
   limits?: { historyEvents?: number };
   /** Temporal priority of this pipeline's steps and children: 1 (first) … 5; default 3. A start may override it. */
@@ -23,6 +28,9 @@ export interface PipelineConfig<P extends z.ZodType, R> {
 }
 
 export const progressQuery = defineQuery<RunState>(QUERY_PROGRESS);
+
+/** Set by Temporal on every run a schedule starts: the time the run was scheduled for. */
+const SCHEDULED_START = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
 
 function isContinueAsNew(err: unknown): boolean {
   return err instanceof ContinueAsNew;
@@ -46,7 +54,7 @@ function messageOf(err: unknown): string {
  * Define a pipeline. The result is a Temporal workflow function (invariant 1) that validates its params,
  * keeps a run state (query `kaon.progress`, Web UI details, search attributes) and runs `config.run`.
  */
-export function definePipeline<P extends z.ZodType, R>(config: PipelineConfig<P, R>): Pipeline<P, R> {
+export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas = Record<never, never>>(config: PipelineConfig<P, R, M>): Pipeline<P, R, M> {
   assertName('pipeline', config.name);
   const name = config.name;
   if (config.priority !== undefined && !(Number.isInteger(config.priority) && config.priority >= 1 && config.priority <= 5)) {
@@ -55,15 +63,19 @@ export function definePipeline<P extends z.ZodType, R>(config: PipelineConfig<P,
   const workflow = async (rawParams: z.input<P>, runOptions?: RunOptions): Promise<R> => {
     const tracker = new RunStateTracker(name);
     setHandler(progressQuery, () => tracker.state);
+    // Registered first, so a decision, pause or message sent at any time meets a validator.
+    const control = new RunControl(tracker, (config.messages ?? {}) as MessageSchemas, name);
     try {
-      const params = parseOrThrow(config.params, rawParams, {
+      // A scheduled run gets its nominal time in the params fields marked scheduledDate()/scheduledTime().
+      const nominal = runOptions?.loop ? undefined : workflowInfo().typedSearchAttributes.get(SCHEDULED_START);
+      const params = parseOrThrow(config.params, nominal ? fillScheduled(config.params, rawParams, nominal) : rawParams, {
         code: ErrorCode.invalidParams,
         subject: `params of pipeline "${name}"`,
         fix: `start the run with params that match the pipeline's params schema`,
       });
       const limits = { historyEvents: Math.min(config.limits?.historyEvents ?? HISTORY_LIMITS.events, HISTORY_LIMITS.events) };
       const run = { ...(config.priority !== undefined ? { priority: config.priority } : {}), ...(runOptions ?? { cache: 'on' as const }) };
-      const result = await config.run(params, new KaonContext(new RunCore(tracker, run, limits, { name, params: config.params })));
+      const result = await config.run(params, new KaonContext(new RunCore(tracker, run, limits, { name, params: config.params }, control)) as Kaon<z.input<P>, M>);
       tracker.finish('succeeded');
       return result;
     } catch (err) {
@@ -75,6 +87,6 @@ export function definePipeline<P extends z.ZodType, R>(config: PipelineConfig<P,
   };
   Object.defineProperty(workflow, 'name', { value: name });
   return Object.assign(workflow, {
-    kaon: Object.freeze({ name, params: config.params, description: config.description }),
-  }) as Pipeline<P, R>;
+    kaon: Object.freeze({ name, params: config.params, description: config.description, messages: config.messages ?? ({} as M) }),
+  }) as Pipeline<P, R, M>;
 }

@@ -50,6 +50,14 @@ export class RunStateTracker {
     this.publish();
   }
 
+  /** While the run is active: paused over waiting (a gate) over running. Republishes details and search attributes. */
+  refresh(): void {
+    const s = this.state;
+    if (s.status === 'succeeded' || s.status === 'failed' || s.status === 'cancelled') return;
+    s.status = s.paused ? 'paused' : s.gates?.some((g) => g.status === 'waiting') ? 'waiting' : 'running';
+    this.publish();
+  }
+
   private detailsQueued = false;
 
   private publish(currentStep?: string): void {

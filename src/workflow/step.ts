@@ -8,6 +8,8 @@ import { now } from './run-state-tracker';
 
 /** k.step: one step as one Temporal activity, tracked in the run state under its key. */
 export async function runStep<S extends StepDef>(core: RunCore, def: S, input: StepInput<S>, o: StepCallOptions = {}): Promise<StepOutput<S>> {
+  const paused = core.whenRunning();
+  if (paused) await paused;
   core.guard.check(`step "${def.name}"`);
   const key = core.key(o.key ?? def.name);
   const queue = o.queue ?? def.options.queue;

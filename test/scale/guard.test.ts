@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as activities from '../fixtures/scale';
-import { twoStepForeach } from '../fixtures/scale/workflows';
+import { tooManyForeach, twoStepForeach } from '../fixtures/scale/workflows';
 import { runningWorker, type TestEnv } from '../support/temporal';
 
 let env: TestEnv;
@@ -26,4 +26,14 @@ test('a 1,000-item foreach with 2 steps per item completes in one history past t
   const state = await run.progress();
   assert.equal(state.steps.length, 2000);
   assert.ok(state.steps.every((s) => s.status === 'succeeded'));
+});
+
+test('a foreach past its 1,000-item cap fails at once, naming k.map', async () => {
+  const run = await env.kaon.start(tooManyForeach, { n: 1001 });
+  await assert.rejects(run.result(), /foreach over 1001 items exceeds its cap of 1000.*To fix: use k\.map\(step, items, \{ input, concurrency, onFailure \}\)/);
+  assert.equal((await run.progress()).steps.length, 0, 'nothing was scheduled');
+});
+
+test('a start priority is validated before anything reaches the server', async () => {
+  await assert.rejects(env.kaon.start(twoStepForeach, { n: 1 }, { priority: 9 }), /priority 9 is not valid.*To fix: pass an integer from 1/);
 });

@@ -2,6 +2,30 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 export const QUERY_PROGRESS = 'kaon.progress';
+/** Updates every pipeline accepts (validated in the workflow; refused ones never enter history). */
+export const UPDATE_DECIDE = 'kaon.decide';
+export const UPDATE_PAUSE = 'kaon.pause';
+export const UPDATE_MESSAGE = 'kaon.message';
+/** Signal a sweep's coordinator and shards get when their run is paused or unpaused. */
+export const SIGNAL_PAUSE = 'kaon.paused';
+
+export interface DecideRequest {
+  gate: string;
+  decision: 'approve' | 'reject';
+  by?: string;
+  comment?: string;
+}
+
+export interface PauseRequest {
+  paused: boolean;
+  by?: string;
+  note?: string;
+}
+
+export interface MessageRequest {
+  name: string;
+  value: unknown;
+}
 
 /** Search attributes Kaon registers on the dev server and upserts from workflows. */
 export const SA = {
