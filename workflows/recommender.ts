@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { z } from 'zod';
+import { scheduledDate } from '../src/definition';
 import { definePipeline } from '../src/workflow';
 import {
   championChallenger, CountrySpec, evaluateRecommender, featurize, Hyperparameters, ingest, publishModel, trainRecommender, validateData,
@@ -19,7 +20,8 @@ export const DEFAULT_COUNTRIES: CountrySpec[] = [
 ];
 
 export const RecommenderParams = z.object({
-  date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date as YYYY-MM-DD').default('2026-11-21'),
+  // A scheduled run (or backfill) processes the day it was scheduled for; by hand, this date unless given.
+  date: scheduledDate().default('2026-11-21'),
   seed: z.number().int().default(7),
   countries: z.array(CountrySpec).min(1).max(200).default(DEFAULT_COUNTRIES),
   /** Countries trained at once. */

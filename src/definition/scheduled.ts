@@ -22,8 +22,14 @@ export function scheduledFields(params: z.ZodType): Record<string, 'date' | 'tim
   const shape = (params as unknown as { shape?: Record<string, z.ZodType> }).shape;
   const out: Record<string, 'date' | 'time'> = {};
   for (const [k, v] of Object.entries(shape ?? {})) {
-    const kind = (v.meta?.() as Record<string, unknown> | undefined)?.[SCHEDULED_META];
-    if (kind === 'date' || kind === 'time') out[k] = kind;
+    // Look through .default()/.optional() wrappers: `scheduledDate().default('2026-11-21')` is still scheduled.
+    for (let t: z.ZodType | undefined = v; t; t = (t as unknown as { _zod?: { def?: { innerType?: z.ZodType } } })._zod?.def?.innerType) {
+      const kind = (t.meta?.() as Record<string, unknown> | undefined)?.[SCHEDULED_META];
+      if (kind === 'date' || kind === 'time') {
+        out[k] = kind;
+        break;
+      }
+    }
   }
   return out;
 }
