@@ -2,56 +2,26 @@
 // CLI) runs six months of a daily loop in seconds. Each iteration continues-as-new; a signal sent at the moment
 // of every continue-as-new is delivered exactly once, and the final state is the fold over all iterations.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { KaonClient } from '../../src/client';
-import { createArtifactStore } from '../../src/data/store';
 import { implementStep } from '../../src/execution';
-import { ensureTestServer } from '../../src/runtime/temporal-cli';
-import { createKaonWorker, type KaonWorker } from '../../src/runtime/worker';
 import { measure } from '../fixtures/loop/steps';
 import { bump, dailyLoop } from '../fixtures/loop/workflows';
-import { ROOT } from '../support/temporal';
-import { SA } from '../../src/definition/internal/protocol';
+import { timeSkippingWorker, type TimeSkipping } from '../support/time-skipping';
 
-let env: TestWorkflowEnvironment;
-let worker: KaonWorker;
-let running: Promise<void>;
-let dir: string;
-const taskQueue = 'time-skipping';
+let ts: TimeSkipping;
 
 before(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: ensureTestServer((m) => process.stderr.write(`${m}\n`)) } } });
-  // Kaon's search attributes, as the dev server gets them at start-up.
-  await env.connection.operatorService.addSearchAttributes({ namespace: env.namespace ?? 'default', searchAttributes: Object.fromEntries(Object.values(SA).map((k) => [k, 2 /* KEYWORD */])) });
-  dir = mkdtempSync(path.join(os.tmpdir(), 'kaon-ts-'));
   const measureImpl = implementStep(measure, async ({ iteration }, ctx) => {
-    await env.client.workflow.getHandle(ctx.runId).signal(bump, iteration);
+    await ts.env.client.workflow.getHandle(ctx.runId).signal(bump, iteration);
     return { value: (iteration * iteration) % 7 };
   });
-  worker = await createKaonWorker({
-    connection: env.nativeConnection,
-    namespace: env.namespace ?? 'default',
-    taskQueue,
-    workflowsPath: path.join(ROOT, 'test/fixtures/loop/workflows.ts'),
-    activities: [measureImpl],
-    artifacts: createArtifactStore(dir, { localDir: dir }),
-  });
-  running = worker.run();
+  ts = await timeSkippingWorker('time-skipping', { workflows: 'test/fixtures/loop/workflows.ts', activities: [measureImpl] });
 });
 
-after(async () => {
-  worker.shutdown();
-  await running;
-  await env.teardown();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => ts.stop());
 
 test('a daily loop runs 180 iterations ("six months") in seconds, one execution per iteration', async (t) => {
-  const kaon = new KaonClient(env.client, taskQueue, false);
+  const kaon = ts.kaon;
   const began = Date.now();
   const run = await kaon.start(dailyLoop, { iterations: 180 });
   const result = await run.result();

@@ -1,41 +1,18 @@
 // The README's retrain loop, a year of days in seconds on the time-skipping server: one execution per day.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { retrainDayImpl } from '../../examples/retrain-loop/steps.impl';
 import { retrainForever } from '../../examples/retrain-loop/workflows';
-import { KaonClient } from '../../src/client';
-import { createArtifactStore } from '../../src/data/store';
-import { SA } from '../../src/definition/internal/protocol';
-import { ensureTestServer } from '../../src/runtime/temporal-cli';
-import { createKaonWorker, type KaonWorker } from '../../src/runtime/worker';
-import { ROOT } from '../support/temporal';
+import { timeSkippingWorker, type TimeSkipping } from '../support/time-skipping';
 
-let env: TestWorkflowEnvironment;
-let worker: KaonWorker;
-let running: Promise<void>;
-let dir: string;
-
+let ts: TimeSkipping;
 before(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: ensureTestServer() } } });
-  await env.connection.operatorService.addSearchAttributes({ namespace: env.namespace ?? 'default', searchAttributes: Object.fromEntries(Object.values(SA).map((k) => [k, 2])) });
-  dir = mkdtempSync(path.join(os.tmpdir(), 'kaon-ts-'));
-  worker = await createKaonWorker({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue: 'retrain-loop', workflowsPath: path.join(ROOT, 'examples/retrain-loop/workflows.ts'), activities: [retrainDayImpl], artifacts: createArtifactStore(dir, { localDir: dir }) });
-  running = worker.run();
+  ts = await timeSkippingWorker('retrain-loop', { workflows: 'examples/retrain-loop/workflows.ts', activities: [retrainDayImpl] });
 });
-
-after(async () => {
-  worker.shutdown();
-  await running;
-  await env.teardown();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => ts.stop());
 
 test('retrain-forever runs 365 daily iterations; its final state is the fold over all days', async () => {
-  const run = await new KaonClient(env.client, 'retrain-loop', false).start(retrainForever, { days: 365 });
+  const run = await ts.kaon.start(retrainForever, { days: 365 });
   const result = await run.result();
   let champion = 0;
   let promotions = 0;
@@ -47,6 +24,5 @@ test('retrain-forever runs 365 daily iterations; its final state is the fold ove
     }
   }
   assert.deepEqual(result, { day: 365, days: 365, champion, promotions });
-  const state = await run.progress();
-  assert.equal(state.loop?.execution, 365);
+  assert.equal((await run.progress()).loop?.execution, 365);
 });
