@@ -12,13 +12,14 @@ import { listCommand } from './commands/list';
 import { resumeCommand } from './commands/resume';
 import { runCommand } from './commands/run';
 import { scheduleCommand } from './commands/schedule';
+import { emitCommand, triggersCommand } from './commands/events';
 import { statusCommand } from './commands/status';
 import { workerCommand } from './commands/worker';
 import { approveCommand, pauseCommand, rejectCommand, sendCommand, stepCommand, unpauseCommand } from './commands/steer';
 
 export const COMMANDS: readonly CommandSpec[] = [
   demoCommand, devCommand, workerCommand, runCommand, statusCommand, listCommand, cancelCommand, resumeCommand,
-  approveCommand, rejectCommand, pauseCommand, unpauseCommand, sendCommand, stepCommand, scheduleCommand,
+  approveCommand, rejectCommand, pauseCommand, unpauseCommand, sendCommand, stepCommand, scheduleCommand, emitCommand, triggersCommand,
   artifactsCommand, artifactCommand, cacheCommand,
 ];
 

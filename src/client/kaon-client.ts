@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { createHash } from 'node:crypto';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import type { z } from 'zod';
+import { canonicalJson } from '../data/canonical';
+import { isEventDef, type EventDef } from '../definition/events';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
-import { SAKey, type StepCall } from '../definition/internal/protocol';
+import { EVENT_SIGNAL, EVENTS_WORKFLOW, eventsWorkflowId, QUERY_JOINS, SAKey, type EventMessage, type PendingJoin, type StepCall } from '../definition/internal/protocol';
 import { isPipeline, type AnyPipeline, type PipelineMessages, type PipelineParams, type PipelineResult } from '../definition/pipeline';
 import { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
@@ -139,6 +143,41 @@ export class KaonClient {
   }
 
   private readonly resumer = (id: string, opts: ResumeOptions): Promise<RunHandle> => this.resume(id, opts);
+
+  /**
+   * Emit an event: durable once this returns, even with no worker running (signal-with-start of Kaon's events
+   * workflow). Each trigger starts at most one run per event id; the id defaults to a hash of the payload, so a
+   * retried emit of the same data is the same event.
+   */
+  async emit<E extends EventDef>(event: E | string, payload: E extends EventDef ? z.input<E['payload']> : unknown, opts: { id?: string; taskQueue?: string } = {}): Promise<{ event: string; id: string }> {
+    const name = typeof event === 'string' ? event : event.name;
+    let value: unknown = payload;
+    if (isEventDef(event)) value = parseOrThrow(event.payload, payload, { code: ErrorCode.invalidParams, subject: `payload of event "${name}"`, fix: "emit a payload that matches the event's schema" });
+    else if (!/^[A-Za-z][A-Za-z0-9_.-]{0,99}$/.test(name)) throw new KaonError({ code: ErrorCode.invalidParams, what: `event name ${JSON.stringify(name)} is not valid`, fix: "use the name of a defineEvent(), e.g. 'viewing-history'" });
+    const id = opts.id ?? createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 32);
+    if (!RUN_KEY.test(id) || id.length > 120) throw new KaonError({ code: ErrorCode.invalidParams, what: `event id ${JSON.stringify(id)} is not valid`, fix: "use up to 120 letters, digits and '_.:=-', e.g. 'US-2026-11-21'" });
+    const taskQueue = opts.taskQueue ?? this.taskQueue;
+    const message: EventMessage = { event: name, id, payload: value, at: Date.now() };
+    await this.temporal.workflow.signalWithStart(EVENTS_WORKFLOW, {
+      workflowId: eventsWorkflowId(taskQueue),
+      taskQueue,
+      args: [],
+      signal: EVENT_SIGNAL,
+      signalArgs: [message],
+      staticSummary: `Kaon events for task queue ${taskQueue}: starts the runs of triggers`,
+    });
+    return { event: name, id };
+  }
+
+  /** Pending joins (which key waits for which event) and recent trigger errors, from the events workflow. */
+  async triggers(opts: { taskQueue?: string } = {}): Promise<{ joins: PendingJoin[]; handled: number; errors: string[] }> {
+    try {
+      return await this.temporal.workflow.getHandle(eventsWorkflowId(opts.taskQueue ?? this.taskQueue)).query(QUERY_JOINS);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return { joins: [], handled: 0, errors: [] };
+      throw err;
+    }
+  }
 
   /** A handle on an existing run by its id. */
   run<R = unknown>(id: string): RunHandle<R> {

@@ -14,6 +14,7 @@ export { isPipeline, type Pipeline, type AnyPipeline, type PipelineMeta, type Pi
 export { ArtifactRef, Producer, isArtifactRef } from './artifact-ref';
 export { Sweep, isSweep, type SweepLine } from './sweep';
 export { scheduledDate, scheduledTime } from './scheduled';
+export { defineEvent, isEventDef, onEvent, onSuccess, allOf, type EventDef, type EventPayload, type Trigger } from './events';
 export { KaonError, ErrorCode, parseOrThrow, describeZodIssues, type KaonErrorInit } from './errors';
 export { toMs, type Duration } from './duration';
 export type { RunState, StepState, StepStatus, RunStatus, FailedItem } from '../observe/run-state';

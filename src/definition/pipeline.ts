@@ -1,3 +1,4 @@
+import type { Trigger } from './events';
 import type { z } from 'zod';
 
 /** Static facts about a pipeline, readable by the client without loading workflow code. */
@@ -7,6 +8,8 @@ export interface PipelineMeta<P extends z.ZodType = z.ZodType, M extends Record<
   readonly description: string | undefined;
   /** Typed messages a run accepts (run.send). */
   readonly messages: M;
+  /** What starts it besides people and schedules. */
+  readonly triggers: readonly Trigger[];
 }
 
 /**

@@ -1,6 +1,8 @@
 import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import { ErrorCode } from '../definition/errors';
 import { MAP_WORKFLOW, SHARD_WORKFLOW } from '../definition/internal/map';
+import { EVENTS_WORKFLOW } from '../definition/internal/protocol';
+import { kaonEvents } from './events';
 import { isPipeline, type AnyPipeline } from '../definition/pipeline';
 import { kaonMap } from './map-coordinator';
 import { kaonMapShard } from './map-shard';
@@ -13,7 +15,7 @@ export function pipelineDispatcher(mod: Record<string, unknown>): (...args: unkn
   const byName = new Map<string, AnyPipeline>();
   for (const v of Object.values(mod)) if (isPipeline(v)) byName.set(v.kaon.name, v);
   // Kaon's own workflows: a sweep's coordinator and its shards.
-  const builtins = new Map<string, (...a: never[]) => Promise<unknown>>([[MAP_WORKFLOW, kaonMap], [SHARD_WORKFLOW, kaonMapShard]]);
+  const builtins = new Map<string, (...a: never[]) => Promise<unknown>>([[MAP_WORKFLOW, kaonMap], [SHARD_WORKFLOW, kaonMapShard], [EVENTS_WORKFLOW, kaonEvents]]);
   return async function kaonDispatch(...args: unknown[]): Promise<unknown> {
     const type = workflowInfo().workflowType;
     const builtin = builtins.get(type);

@@ -11,6 +11,8 @@ import { KaonContext, type Kaon } from './context';
 import { RunCore, type RunOptions } from './core';
 import { HISTORY_LIMITS } from './history-guard';
 import { RunControl, type MessageSchemas } from './control';
+import { idPart, registerTriggers, startTriggered, triggers } from './triggers';
+import type { Trigger } from '../definition/events';
 import { RunStateTracker } from './run-state-tracker';
 
 export interface PipelineConfig<P extends z.ZodType, R, M extends MessageSchemas = Record<never, never>> {
@@ -21,6 +23,8 @@ export interface PipelineConfig<P extends z.ZodType, R, M extends MessageSchemas
   run(params: z.output<P>, k: Kaon<z.input<P>, M>): Promise<R>;
   /** Typed messages the run accepts (`run.send(name, value)`), validated at the client and in the workflow. */
   messages?: M;
+  /** What starts this pipeline besides people and schedules: onEvent(…), onSuccess(…), allOf([…]). */
+  triggers?: readonly Trigger<z.input<P>>[];
   /** Tighter limits than Kaon's defaults (a run fails clearly when it would exceed them). */
   limits?: { historyEvents?: number };
   /** Temporal priority of this pipeline's steps and children: 1 (first) … 5; default 3. A start may override it. */
@@ -60,6 +64,7 @@ export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas 
   if (config.priority !== undefined && !(Number.isInteger(config.priority) && config.priority >= 1 && config.priority <= 5)) {
     throw new KaonError({ code: ErrorCode.invalidDefinition, what: `priority ${JSON.stringify(config.priority)} is not valid`, where: `pipeline "${name}"`, fix: 'use an integer from 1 (runs first) to 5; Temporal\'s default is 3' });
   }
+  registerTriggers(name, config.params, (config.triggers ?? []) as readonly Trigger[]);
   const workflow = async (rawParams: z.input<P>, runOptions?: RunOptions): Promise<R> => {
     const tracker = new RunStateTracker(name);
     setHandler(progressQuery, () => tracker.state);
@@ -76,6 +81,12 @@ export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas 
       const limits = { historyEvents: Math.min(config.limits?.historyEvents ?? HISTORY_LIMITS.events, HISTORY_LIMITS.events) };
       const run = { ...(config.priority !== undefined ? { priority: config.priority } : {}), ...(runOptions ?? { cache: 'on' as const }) };
       const result = await config.run(params, new KaonContext(new RunCore(tracker, run, limits, { name, params: config.params }, control)) as Kaon<z.input<P>, M>);
+      // Pipelines that run after this one succeeds start now, once per run of this one.
+      for (const t of triggers()) {
+        const tr = t.trigger;
+        if (tr.kind !== 'success' || tr.after !== name) continue;
+        await startTriggered(t, () => tr.params(result as never), `${t.pipeline}--after-${idPart(workflowInfo().workflowId)}`, `the success of ${workflowInfo().workflowId}`);
+      }
       tracker.finish('succeeded');
       return result;
     } catch (err) {
@@ -87,6 +98,6 @@ export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas 
   };
   Object.defineProperty(workflow, 'name', { value: name });
   return Object.assign(workflow, {
-    kaon: Object.freeze({ name, params: config.params, description: config.description, messages: config.messages ?? ({} as M) }),
+    kaon: Object.freeze({ name, params: config.params, description: config.description, messages: config.messages ?? ({} as M), triggers: (config.triggers ?? []) as readonly Trigger[] }),
   }) as Pipeline<P, R, M>;
 }

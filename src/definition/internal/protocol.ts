@@ -69,3 +69,28 @@ export interface StepFailureDetails {
   logTail?: string[];
   issues?: string[];
 }
+
+/** Kaon's events workflow (one per task queue): receives emitted events by signal and starts triggered runs. */
+export const EVENTS_WORKFLOW = 'kaon.events';
+export const EVENT_SIGNAL = 'kaon.event';
+export const QUERY_JOINS = 'kaon.joins';
+
+export function eventsWorkflowId(taskQueue: string): string {
+  return `kaon.events--${taskQueue}`;
+}
+
+export interface EventMessage {
+  event: string;
+  id: string;
+  payload: unknown;
+  /** Client time of the emit (ms). */
+  at: number;
+}
+
+/** A join still waiting: which events arrived for its key, and which it still waits for. */
+export interface PendingJoin {
+  trigger: string;
+  key: string;
+  arrived: { event: string; id: string; at: number }[];
+  waitingFor: string[];
+}
