@@ -48,6 +48,29 @@ async function histories(client: Client, prefix: string): Promise<{ executions: 
   return { executions, largest, total };
 }
 
+/** Wall time of each shard (child started → completed), in shard order, from a sweep's coordinator or plain parent. */
+async function shardTimes(client: Client, id: string): Promise<number[]> {
+  const at = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }) => Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+  const started = new Map<string, number>();
+  const times: [string, number][] = [];
+  for await (const w of client.workflow.list({ query: `WorkflowId = '${id}'` })) {
+    for (const e of (await client.workflow.getHandle(w.workflowId, w.runId).fetchHistory()).events ?? []) {
+      const s = e.childWorkflowExecutionStartedEventAttributes;
+      const c = e.childWorkflowExecutionCompletedEventAttributes;
+      if (s?.workflowExecution?.workflowId) started.set(s.workflowExecution.workflowId, at(e));
+      if (c?.workflowExecution?.workflowId) times.push([c.workflowExecution.workflowId, at(e) - (started.get(c.workflowExecution.workflowId) ?? at(e))]);
+    }
+  }
+  const n = (x: string) => Number(/shard-(\d+)$/.exec(x)?.[1] ?? 0);
+  return times.sort((a, b) => n(a[0]) - n(b[0])).map(([, t]) => t);
+}
+
+function spread(ts: number[]): string {
+  if (!ts.length) return 'none';
+  const s = (xs: number[]) => xs.map((t) => (t / 1000).toFixed(1)).join(' ');
+  return `first ${s(ts.slice(0, 3))} … last ${s(ts.slice(-3))} s (${ts.length} shards)`;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { items: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, address: { type: 'string' }, 'skip-batches': { type: 'boolean' }, 'skip-compare': { type: 'boolean' }, batches: { type: 'string' }, side: { type: 'string' } } });
   const items = positiveInt(values.items, 10_000, 'items');
@@ -109,6 +132,8 @@ async function main(): Promise<void> {
         console.log(`  round ${r} ${side.padEnd(5)} ${(s.ms / 1000).toFixed(1).padStart(7)} s  ${rate(s.ms).toFixed(0).padStart(6)} items/s`);
       }
     }
+    if (lastKaon) console.log(`shards kaon  ${spread(await shardTimes(client, `${lastKaon}/benchNoop`))}`);
+    if (lastPlain) console.log(`shards plain ${spread(await shardTimes(client, lastPlain))}`);
     if (k.length && p.length) {
       const best = (xs: number[]) => Math.min(...xs);
       const ratio = best(k) / best(p);
