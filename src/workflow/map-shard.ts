@@ -236,6 +236,8 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
     }
   };
   // Every lane settles (cancelled calls acknowledge first), so no result is lost and nothing outlives the shard.
+  // Start the lanes from a microtask: each promise costs a stack capture, and here the stack is shallow.
+  await Promise.resolve();
   const settled = await scope.run(() => Promise.allSettled(Array.from({ length: lanesCount }, lane)));
   const bug = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (bug) throw bug.reason;
