@@ -9,7 +9,8 @@ import { runChild } from './child';
 import type { RunCore } from './core';
 import { runForeach, runParallel, type ForeachOptions, type Settled } from './foreach';
 import type { MessageSchemas } from './control';
-import { runApproval, runSleep, type ApprovalOptions, type Decision } from './gates';
+import { runApproval, runSleep, runWaitFor, type ApprovalOptions, type Decision } from './gates';
+import type { EventDef, EventPayload } from '../definition/events';
 import type { HistoryBudget } from './history-guard';
 import { continueRun } from './loop';
 import { runMap, type MapOptions } from './map';
@@ -48,6 +49,8 @@ export interface Kaon<P = unknown, M extends MessageSchemas = Record<never, neve
   approval(gate: string, opts?: ApprovalOptions): Promise<Decision>;
   /** A durable timer ('1 day', '30m', ms), shown in the run state. */
   sleep(duration: Duration): Promise<void>;
+  /** Wait for the next emitted event of this kind (kaon.emit), or the timeout (then undefined). */
+  waitFor<E extends EventDef>(event: E, opts?: { timeout?: Duration }): Promise<EventPayload<E> | undefined>;
   /** The latest value of a typed message the run received (run.send), or undefined. */
   message<K extends keyof M & string>(name: K): z.output<M[K]> | undefined;
   /** Handle a typed message as it arrives; what the handler returns goes back to the sender. */
@@ -102,6 +105,10 @@ export class KaonContext implements Kaon<unknown, MessageSchemas> {
 
   sleep(duration: Duration): Promise<void> {
     return runSleep(this.core, duration);
+  }
+
+  waitFor(event: EventDef, opts?: { timeout?: Duration }): Promise<never> {
+    return runWaitFor(this.core, event, opts) as Promise<never>;
   }
 
   message(name: string): unknown {

@@ -4,7 +4,7 @@
 import { condition, defineSignal, defineUpdate, getExternalWorkflowHandle, setHandler } from '@temporalio/workflow';
 import type { z } from 'zod';
 import { describeZodIssues } from '../definition/errors';
-import { SIGNAL_PAUSE, UPDATE_DECIDE, UPDATE_MESSAGE, UPDATE_PAUSE, type DecideRequest, type MessageRequest, type PauseRequest } from '../definition/internal/protocol';
+import { DELIVER_SIGNAL, SIGNAL_PAUSE, UPDATE_DECIDE, type EventMessage, UPDATE_MESSAGE, UPDATE_PAUSE, type DecideRequest, type MessageRequest, type PauseRequest } from '../definition/internal/protocol';
 import type { GateState } from '../observe/run-state';
 import type { RunState } from '../observe/run-state';
 import { now, type RunStateTracker } from './run-state-tracker';
@@ -13,6 +13,7 @@ export const decideUpdate = defineUpdate<GateState, [DecideRequest]>(UPDATE_DECI
 export const pauseUpdate = defineUpdate<RunState['paused'] | null, [PauseRequest]>(UPDATE_PAUSE);
 export const messageUpdate = defineUpdate<unknown, [MessageRequest]>(UPDATE_MESSAGE);
 export const pausedSignal = defineSignal<[boolean]>(SIGNAL_PAUSE);
+export const deliverSignal = defineSignal<[EventMessage & { token: string }]>(DELIVER_SIGNAL);
 
 export type MessageSchemas = Record<string, z.ZodType>;
 
@@ -33,6 +34,7 @@ export class RunControl {
     private readonly pipeline: string,
   ) {
     const state = tracker.state;
+    setHandler(deliverSignal, (m) => void this.deliveries.set(m.token, m));
     setHandler(decideUpdate, (req) => this.decide(req), { validator: (req) => void this.gateFor(req) });
     setHandler(
       pauseUpdate,
@@ -72,6 +74,13 @@ export class RunControl {
         },
       },
     );
+  }
+
+  private readonly deliveries = new Map<string, EventMessage>();
+
+  /** The event delivered for a k.waitFor token, if it has arrived. */
+  delivery(token: string): EventMessage | undefined {
+    return this.deliveries.get(token);
   }
 
   get paused(): boolean {

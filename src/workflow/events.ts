@@ -2,11 +2,13 @@
 // event to it with signal-with-start, so an event is durable once emit returns, worker or not. For each event it
 // starts the runs of the matching triggers (deterministic ids: once per trigger and event id) and keeps the state
 // of pending joins. It continues-as-new every few hundred events, carrying that state and any queued events.
-import { allHandlersFinished, condition, continueAsNew, defineQuery, defineSignal, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
-import { EVENT_SIGNAL, QUERY_JOINS, type EventMessage, type PendingJoin } from '../definition/internal/protocol';
+import { allHandlersFinished, condition, continueAsNew, defineQuery, defineSignal, getExternalWorkflowHandle, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { DELIVER_SIGNAL, EVENT_SIGNAL, QUERY_JOINS, SUBSCRIBE_SIGNAL, type EventMessage, type PendingJoin, type Subscription } from '../definition/internal/protocol';
 import { idPart, startTriggered, triggers, type RegisteredTrigger } from './triggers';
 
 export const eventSignal = defineSignal<[EventMessage]>(EVENT_SIGNAL);
+export const subscribeSignal = defineSignal<[Subscription]>(SUBSCRIBE_SIGNAL);
+export const deliverSignal = defineSignal<[EventMessage & { token: string }]>(DELIVER_SIGNAL);
 export const joinsQuery = defineQuery<{ joins: PendingJoin[]; handled: number; errors: string[] }>(QUERY_JOINS);
 
 interface JoinState {
@@ -20,6 +22,7 @@ export interface EventsState {
   joins: JoinState[];
   handled: number;
   errors: string[];
+  subscribers?: Subscription[];
 }
 
 /** Events handled by one execution before it continues as new (each can start runs: a few events each). */
@@ -32,6 +35,9 @@ export async function kaonEvents(carried?: EventsState): Promise<never> {
   let handled = carried?.handled ?? 0;
   let handledHere = 0;
   setHandler(eventSignal, (m) => void queue.push(m));
+  // Runs waiting in k.waitFor: each gets the next event of its name, once.
+  const subscribers: Subscription[] = [...(carried?.subscribers ?? [])];
+  setHandler(subscribeSignal, (sub) => void subscribers.push(sub));
   const pending = (): PendingJoin[] =>
     joins.map((j) => {
       const t = triggers().find((r) => r.id === j.trigger);
@@ -53,6 +59,11 @@ export async function kaonEvents(carried?: EventsState): Promise<never> {
 
   const dispatch = async (m: EventMessage): Promise<void> => {
     const cause = `event ${m.event} (${m.id})`;
+    for (const sub of subscribers.filter((x) => x.event === m.event)) {
+      subscribers.splice(subscribers.indexOf(sub), 1);
+      // A run that stopped waiting (timeout, cancel) is simply gone: nothing to deliver to.
+      await getExternalWorkflowHandle(sub.runId).signal(deliverSignal, { ...m, token: sub.token }).catch(() => undefined);
+    }
     for (const t of triggers()) {
       const tr = t.trigger;
       if (tr.kind === 'event' && tr.event.name === m.event) {
@@ -96,5 +107,5 @@ export async function kaonEvents(carried?: EventsState): Promise<never> {
     publish();
   }
   await condition(allHandlersFinished);
-  return continueAsNew<typeof kaonEvents>({ queue, joins, handled, errors });
+  return continueAsNew<typeof kaonEvents>({ queue, joins, handled, errors, subscribers });
 }

@@ -1,6 +1,9 @@
 // Waiting inside a run: approval gates (decided through the kaon.decide update, see control.ts) and sleeps.
 // Both are Temporal timers and conditions: a run waiting for days holds no worker.
-import { condition, sleep } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { condition, getExternalWorkflowHandle, ParentClosePolicy, sleep, startChild, workflowInfo } from '@temporalio/workflow';
+import type { EventDef } from '../definition/events';
+import { EVENTS_WORKFLOW, eventsWorkflowId, SUBSCRIBE_SIGNAL } from '../definition/internal/protocol';
 import { toMs, type Duration } from '../definition/duration';
 import type { GateState } from '../observe/run-state';
 import type { RunCore } from './core';
@@ -54,4 +57,36 @@ export async function runSleep(core: RunCore, duration: Duration): Promise<void>
   const st = core.tracker.add({ key, step: 'sleep', status: 'waiting', attempts: 0, startedAt: now(), note: `sleeping until ${new Date(now() + ms).toISOString()}` });
   await sleep(ms);
   core.tracker.update(st, { status: 'succeeded', endedAt: now() });
+}
+
+/**
+ * k.waitFor: wait in the run for the next emitted event of a name (`kaon.emit`), or the timeout (then undefined).
+ * The run subscribes with Kaon's events workflow, starting it if no event was emitted yet.
+ */
+export async function runWaitFor(core: RunCore, event: EventDef | string, opts: { timeout?: Duration } = {}): Promise<unknown> {
+  const name = typeof event === 'string' ? event : event.name;
+  const timeoutMs = opts.timeout === undefined ? undefined : toMs(opts.timeout, `waitFor "${name}", option timeout`);
+  const key = core.key(`waitFor[${name}]`);
+  const info = workflowInfo();
+  const st = core.tracker.add({ key, step: 'waitFor', status: 'waiting', attempts: 0, startedAt: now(), note: `waiting for event ${name}` });
+  core.tracker.refresh();
+  const sub = { runId: info.workflowId, event: name, token: `${info.runId}:${key}` };
+  const events = getExternalWorkflowHandle(eventsWorkflowId(info.taskQueue));
+  try {
+    await events.signal(SUBSCRIBE_SIGNAL, sub);
+  } catch {
+    // No event was ever emitted on this queue: start the events workflow (once; a concurrent start wins), then subscribe.
+    try {
+      await startChild(EVENTS_WORKFLOW, { workflowId: eventsWorkflowId(info.taskQueue), taskQueue: info.taskQueue, args: [], parentClosePolicy: ParentClosePolicy.ABANDON });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+    await events.signal(SUBSCRIBE_SIGNAL, sub);
+  }
+  const delivered = () => core.control.delivery(sub.token);
+  const got = timeoutMs === undefined ? (await condition(() => delivered() !== undefined), true) : await condition(() => delivered() !== undefined, timeoutMs);
+  const m = delivered();
+  core.tracker.update(st, { status: got && m ? 'succeeded' : 'skipped', endedAt: now(), note: got && m ? `event ${name} ${m.id}` : `no event ${name} within the timeout` });
+  if (!got || !m) return undefined;
+  return typeof event === 'string' ? m.payload : event.payload.parse(m.payload);
 }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as activities from '../fixtures/control';
 import { dataArrived, labelsArrived } from '../fixtures/triggers/events';
+import { waiter } from '../fixtures/triggers/workflows';
 import { cliEnv, kaon } from '../cli/cli-process';
 import { ROOT, runningWorker, type TestEnv } from '../support/temporal';
 
@@ -95,4 +96,25 @@ test('kaon emit and kaon triggers', async () => {
   assert.match(listed.stdout, /test-report {2}after test-ingest succeeds/);
   assert.match(listed.stdout, /test-train {2}when data-arrived \+ labels-arrived arrive for one key/);
   assert.match(listed.stdout, /\d+ events handled/);
+});
+
+test('k.waitFor gets the next emitted event, also when it started the events workflow itself; a timeout gives undefined', async () => {
+  const queue = `wait-${randomUUID().slice(0, 6)}`;
+  const worker = await env.worker({ workflowsPath, activities, taskQueue: queue });
+  await worker.runUntil(async () => {
+    // A fresh task queue: no event was emitted on it yet, so the waiting run starts the events workflow.
+    const run = await env.kaon.start(waiter, {}, { taskQueue: queue });
+    for (let i = 0; i < 100; i++) {
+      const s = await run.progress();
+      if (s.steps.some((x) => x.step === 'waitFor') && (await env.kaon.triggers({ taskQueue: queue }).catch(() => undefined))) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal((await run.progress()).status, 'running');
+    await env.kaon.emit(dataArrived, { partition: 'w1', rows: 9 }, { id: `w1-${queue}`, taskQueue: queue });
+    assert.deepEqual(await run.result(), { got: 'w1', rows: 9 });
+    const late = await env.kaon.start(waiter, { timeout: '1s' }, { taskQueue: queue });
+    assert.equal(await late.result(), null);
+    assert.equal((await late.progress()).steps.find((x) => x.step === 'waitFor')?.note, 'no event data-arrived within the timeout');
+  });
 });

@@ -94,3 +94,13 @@ export interface PendingJoin {
   arrived: { event: string; id: string; at: number }[];
   waitingFor: string[];
 }
+
+/** k.waitFor: a run asks the events workflow for the next event of a name, delivered back to it by signal. */
+export const SUBSCRIBE_SIGNAL = 'kaon.subscribe';
+export const DELIVER_SIGNAL = 'kaon.deliver';
+
+export interface Subscription {
+  runId: string;
+  event: string;
+  token: string;
+}
