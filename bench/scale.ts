@@ -12,13 +12,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { connect } from '../src/client';
+import type { Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import { createArtifactStore } from '../src/data';
 import { shardItemsFor } from '../src/definition/internal/map';
-import { startDevServer, type DevServer } from '../src/runtime/dev-server';
 import { createKaonWorker } from '../src/runtime/worker';
+import { positiveInt, sideBySide } from './side-by-side';
 import { shardWindow } from '../src/workflow/map-coordinator';
 import { benchMap } from './fixtures/kaon-workflows';
 import { noopImpl } from './fixtures/noop.impl';
@@ -28,12 +27,6 @@ import type { plainSweep } from './fixtures/plain-workflows';
 const GOAL_RATIO = 1.15;
 const GOAL_BATCH100_ITEMS_PER_S = 5000;
 
-function positiveInt(raw: string | undefined, fallback: number, flag: string): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 async function histories(client: Client, prefix: string): Promise<{ executions: number; largest: number; total: number }> {
   let executions = 0;
@@ -76,17 +69,7 @@ async function main(): Promise<void> {
   const items = positiveInt(values.items, 10_000, 'items');
   const rounds = positiveInt(values.rounds, 2, 'rounds');
   const concurrency = positiveInt(values.concurrency, 1000, 'concurrency');
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-
-  let server: DevServer | undefined;
-  const address = values.address ?? (server = await startDevServer({ port: 0, dbFile: null, headless: true })).address;
-  const connection = await Connection.connect({ address });
-  const nativeConnection = await NativeConnection.connect({ address });
-  const client = new Client({ connection });
-  const suffix = randomUUID().slice(0, 8);
-  const kaonQueue = `scale-kaon-${suffix}`;
-  const plainQueue = `scale-plain-${suffix}`;
-  const kaon = await connect({ connection, taskQueue: kaonQueue });
+  const { address, nativeConnection, client, kaon, kaonQueue, plainQueue, close } = await sideBySide('scale', values.address);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kaon-scale-'));
   const store = createArtifactStore(dir, { localDir: dir });
 
@@ -161,10 +144,7 @@ async function main(): Promise<void> {
     kaonWorker.shutdown();
     plainWorker.shutdown();
     await running;
-    await kaon.close();
-    await connection.close();
-    await nativeConnection.close();
-    await server?.stop();
+    await close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

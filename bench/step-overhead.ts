@@ -13,13 +13,12 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
-import { connect } from '../src/client';
+import type { Client } from '@temporalio/client';
+import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { createArtifactStore } from '../src/data';
-import { startDevServer, type DevServer } from '../src/runtime/dev-server';
 import { kaonHome } from '../src/runtime/paths';
 import { createKaonWorker } from '../src/runtime/worker';
+import { positiveInt, sideBySide } from './side-by-side';
 import { benchSequential } from './fixtures/kaon-workflows';
 import { noopImpl } from './fixtures/noop.impl';
 import * as plainActivities from './fixtures/plain-activities';
@@ -35,12 +34,6 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-function positiveInt(raw: string | undefined, fallback: number, flag: string): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 interface Sample {
   ms: number;
@@ -95,24 +88,13 @@ async function main(): Promise<void> {
   const rounds = positiveInt(values.rounds, 5, 'rounds');
   const warmup = positiveInt(values.warmup, 1, 'warmup');
 
-  // Worker logs at INFO would interleave with the results.
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-
-  let server: DevServer | undefined;
-  const address = values.address ?? (server = await startDevServer({ port: 0, dbFile: null, headless: true })).address;
-  const connection = await Connection.connect({ address });
-  const nativeConnection = await NativeConnection.connect({ address });
-  const client = new Client({ connection });
-  const suffix = randomUUID().slice(0, 8);
-  const kaonQueue = `bench-kaon-${suffix}`;
-  const plainQueue = `bench-plain-${suffix}`;
-  const kaon = await connect({ connection, taskQueue: kaonQueue });
+  const { address, nativeConnection, client, kaon, kaonQueue, plainQueue, close } = await sideBySide('bench', values.address);
 
   // The same tuning for both workers; Kaon layers its own defaults (heartbeat throttle) under it.
   const tuning: Partial<WorkerOptions> = {};
   // Kaon records each step's memo entry in the artifact store: a store of its own, on the same disk as the
   // project's .kaon/ (what users get by default), removed afterwards.
-  const storeDir = path.join(kaonHome(), `bench-${suffix}`);
+  const storeDir = path.join(kaonHome(), `bench-${kaonQueue}`);
   const kaonWorker = await createKaonWorker({
     workflowsPath: require.resolve('./fixtures/kaon-workflows'),
     activities: [noopImpl],
@@ -174,10 +156,7 @@ async function main(): Promise<void> {
     kaonWorker.shutdown();
     plainWorker.shutdown();
     await running;
-    await kaon.close();
-    await connection.close();
-    await nativeConnection.close();
-    await server?.stop();
+    await close();
     rmSync(storeDir, { recursive: true, force: true });
   }
 
