@@ -83,6 +83,16 @@ export async function connectClient(
   return { kaon, target, close: () => connection.close() };
 }
 
+/** Run fn with a connected Kaon client, closing the connection afterwards whatever happens. */
+export async function withClient<R>(env: NodeJS.ProcessEnv, fn: (kaon: KaonClient) => Promise<R>): Promise<R> {
+  const { kaon, close } = await connectClient(env);
+  try {
+    return await fn(kaon);
+  } finally {
+    await close();
+  }
+}
+
 /** The worker's native connection: to `address` if given, else through envconfig. */
 export async function connectWorker(server?: { address: string; namespace: string }): Promise<{ connection: NativeConnection; address: string; namespace: string }> {
   let options: NativeConnectionOptions;

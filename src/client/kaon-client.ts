@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { canonicalJson } from '../data/canonical';
 import { isEventDef, type EventDef } from '../definition/events';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
-import { EVENT_SIGNAL, EVENTS_WORKFLOW, eventsWorkflowId, QUERY_JOINS, SAKey, type EventMessage, type PendingJoin, type StepCall } from '../definition/internal/protocol';
+import { EVENT_SIGNAL, EVENTS_WORKFLOW, eventsWorkflowId, fairnessKeyFor, isPriority, QUERY_JOINS, SAKey, type EventMessage, type PendingJoin, type StepCall } from '../definition/internal/protocol';
 import { isPipeline, type AnyPipeline, type PipelineMessages, type PipelineParams, type PipelineResult } from '../definition/pipeline';
 import { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
@@ -106,7 +106,7 @@ export class KaonClient {
         fix: "use up to 200 letters, digits and '_.:=-', starting with a letter or digit (e.g. '2026-11-21-us')",
       });
     }
-    if (opts.priority !== undefined && !(Number.isInteger(opts.priority) && opts.priority >= 1 && opts.priority <= 5)) {
+    if (opts.priority !== undefined && !isPriority(opts.priority)) {
       throw new KaonError({ code: ErrorCode.invalidParams, what: `priority ${JSON.stringify(opts.priority)} is not valid`, fix: 'pass an integer from 1 (runs first) to 5, or leave it out for the pipeline\'s default' });
     }
     const workflowId = opts.runKey ? `${name}--${opts.runKey}` : `${name}-${randomUUID().slice(0, 8)}`;
@@ -117,7 +117,7 @@ export class KaonClient {
         taskQueue: opts.taskQueue ?? this.taskQueue,
         args: [params, { cache: opts.cache ?? 'on', ...(opts.resumeFrom ? { resumeFrom: opts.resumeFrom } : {}), ...(opts.priority !== undefined ? { priority: opts.priority } : {}) }],
         // Fairness per run: the run's workflow tasks, steps and children share one key (see RunCore).
-        priority: { fairnessKey: workflowId.length <= 64 ? workflowId : workflowId.slice(-64), ...(opts.priority !== undefined ? { priorityKey: opts.priority } : {}) },
+        priority: { fairnessKey: fairnessKeyFor(workflowId), ...(opts.priority !== undefined ? { priorityKey: opts.priority } : {}) },
         // Same key while running (conflict) or after it closed (reuse): the server refuses, we return that run.
         workflowIdConflictPolicy: 'FAIL',
         workflowIdReusePolicy: opts.runKey ? 'REJECT_DUPLICATE' : 'ALLOW_DUPLICATE',

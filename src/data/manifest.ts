@@ -97,13 +97,12 @@ const toText = (l: SweepLine): string => `${JSON.stringify(l)}\n`;
 
 /** Write a results manifest for items [start, end): parts and lines in item order, gaps filled. */
 export async function writeResults(store: Store, call: WriteCall): Promise<ArtifactRef> {
-  const store_ = store;
   async function* collect(): AsyncGenerator<string> {
     const slots: (SweepLine | undefined)[] = new Array(call.end - call.start);
     const place = (l: SweepLine) => {
       if (l.i >= call.start && l.i < call.end) slots[l.i - call.start] = l;
     };
-    for (const p of call.parts) for await (const l of readResults(store_, p.ref)) place(l);
+    for (const p of call.parts) for await (const l of readResults(store, p.ref)) place(l);
     for (const l of call.lines ?? []) place(l);
     for (let k = 0; k < slots.length; k++) yield toText(slots[k] ?? missingLine(call.start + k, call.missing));
   }
@@ -113,7 +112,7 @@ export async function writeResults(store: Store, call: WriteCall): Promise<Artif
     for (const p of parts) {
       for (; at < p.start; at++) yield toText(missingLine(at, call.missing));
       let buf = '';
-      for await (const l of readResults(store_, p.ref)) {
+      for await (const l of readResults(store, p.ref)) {
         buf += toText(l);
         if (buf.length > 1 << 20) {
           yield buf;

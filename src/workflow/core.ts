@@ -1,7 +1,7 @@
 import { AsyncLocalStorage, workflowInfo } from '@temporalio/workflow';
 import type { Priority } from '@temporalio/common';
 import type { z } from 'zod';
-import type { StepCall } from '../definition/internal/protocol';
+import { fairnessKeyFor, type StepCall } from '../definition/internal/protocol';
 import type { LoopSummary } from '../observe/run-state';
 import type { RunControl } from './control';
 import { HistoryGuard } from './history-guard';
@@ -27,11 +27,6 @@ export interface RunLimits {
 interface Scope {
   suffix: string;
   branch?: string;
-}
-
-/** Fairness keys are at most 64 bytes; a long run id keeps its tail, which is where ids differ. */
-export function fairnessKeyFor(id: string): string {
-  return id.length <= 64 ? id : id.slice(-64);
 }
 
 /**

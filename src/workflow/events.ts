@@ -3,12 +3,12 @@
 // starts the runs of the matching triggers (deterministic ids: once per trigger and event id) and keeps the state
 // of pending joins. It continues-as-new every few hundred events, carrying that state and any queued events.
 import { allHandlersFinished, condition, continueAsNew, defineQuery, defineSignal, getExternalWorkflowHandle, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
-import { DELIVER_SIGNAL, EVENT_SIGNAL, QUERY_JOINS, SUBSCRIBE_SIGNAL, type EventMessage, type PendingJoin, type Subscription } from '../definition/internal/protocol';
+import { EVENT_SIGNAL, QUERY_JOINS, SUBSCRIBE_SIGNAL, type EventMessage, type PendingJoin, type Subscription } from '../definition/internal/protocol';
+import { deliverSignal } from './control';
 import { idPart, startTriggered, triggers, type RegisteredTrigger } from './triggers';
 
 export const eventSignal = defineSignal<[EventMessage]>(EVENT_SIGNAL);
 export const subscribeSignal = defineSignal<[Subscription]>(SUBSCRIBE_SIGNAL);
-export const deliverSignal = defineSignal<[EventMessage & { token: string }]>(DELIVER_SIGNAL);
 export const joinsQuery = defineQuery<{ joins: PendingJoin[]; handled: number; errors: string[] }>(QUERY_JOINS);
 
 interface JoinState {

@@ -3,7 +3,8 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { condition, getExternalWorkflowHandle, ParentClosePolicy, sleep, startChild, workflowInfo } from '@temporalio/workflow';
 import type { EventDef } from '../definition/events';
-import { EVENTS_WORKFLOW, eventsWorkflowId, SUBSCRIBE_SIGNAL } from '../definition/internal/protocol';
+import { EVENTS_WORKFLOW, eventsWorkflowId } from '../definition/internal/protocol';
+import { subscribeSignal } from './events';
 import { toMs, type Duration } from '../definition/duration';
 import type { GateState } from '../observe/run-state';
 import type { RunCore } from './core';
@@ -73,7 +74,7 @@ export async function runWaitFor(core: RunCore, event: EventDef | string, opts: 
   const sub = { runId: info.workflowId, event: name, token: `${info.runId}:${key}` };
   const events = getExternalWorkflowHandle(eventsWorkflowId(info.taskQueue));
   try {
-    await events.signal(SUBSCRIBE_SIGNAL, sub);
+    await events.signal(subscribeSignal, sub);
   } catch {
     // No event was ever emitted on this queue: start the events workflow (once; a concurrent start wins), then subscribe.
     try {
@@ -81,7 +82,7 @@ export async function runWaitFor(core: RunCore, event: EventDef | string, opts: 
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
-    await events.signal(SUBSCRIBE_SIGNAL, sub);
+    await events.signal(subscribeSignal, sub);
   }
   const delivered = () => core.control.delivery(sub.token);
   const got = timeoutMs === undefined ? (await condition(() => delivered() !== undefined), true) : await condition(() => delivered() !== undefined, timeoutMs);

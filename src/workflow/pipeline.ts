@@ -3,7 +3,7 @@ import { ApplicationFailure, ContinueAsNew, defineQuery, isCancellation, setHand
 import { fillScheduled } from '../definition/scheduled';
 import type { z } from 'zod';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
-import { QUERY_PROGRESS } from '../definition/internal/protocol';
+import { isPriority, QUERY_PROGRESS } from '../definition/internal/protocol';
 import type { Pipeline } from '../definition/pipeline';
 import { assertName } from '../definition/step';
 import type { RunState } from '../observe/run-state';
@@ -61,7 +61,7 @@ function messageOf(err: unknown): string {
 export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas = Record<never, never>>(config: PipelineConfig<P, R, M>): Pipeline<P, R, M> {
   assertName('pipeline', config.name);
   const name = config.name;
-  if (config.priority !== undefined && !(Number.isInteger(config.priority) && config.priority >= 1 && config.priority <= 5)) {
+  if (config.priority !== undefined && !isPriority(config.priority)) {
     throw new KaonError({ code: ErrorCode.invalidDefinition, what: `priority ${JSON.stringify(config.priority)} is not valid`, where: `pipeline "${name}"`, fix: 'use an integer from 1 (runs first) to 5; Temporal\'s default is 3' });
   }
   registerTriggers(name, config.params, (config.triggers ?? []) as readonly Trigger[]);

@@ -5,7 +5,7 @@ import type { Pipeline } from '../../definition/pipeline';
 import { flag, say, str, type CommandSpec } from '../command';
 import { parseParams } from '../params';
 import { loadPipelines, PROJECT_OPTIONS, resolveProject } from '../project';
-import { connectClient } from '../temporal';
+import { withClient } from '../temporal';
 
 function declaredEvents(pipelines: ReadonlyMap<string, Pipeline>): Map<string, EventDef> {
   const out = new Map<string, EventDef>();
@@ -36,15 +36,12 @@ export const emitCommand: CommandSpec = {
     if (!event) {
       throw new KaonError({ code: ErrorCode.notFound, what: `no pipeline in ${project.workflows} has a trigger on event "${name}" (events: ${[...events.keys()].sort().join(', ') || 'none'})`, fix: 'emit one of those events, or add onEvent(…) to a pipeline' });
     }
-    const { kaon, close } = await connectClient(io.env);
-    try {
+    return withClient(io.env, async (kaon) => {
       const id = str(values, 'id');
       const r = await kaon.emit(event, parseParams(str(values, 'payload'), io.cwd) as never, id ? { id } : {});
       say(io.stdout, `emitted ${r.event} ${r.id}`);
       return 0;
-    } finally {
-      await close();
-    }
+    });
   },
 };
 
@@ -55,8 +52,7 @@ export const triggersCommand: CommandSpec = {
   async run({ io, values }) {
     const project = resolveProject(io.cwd, { workflows: str(values, 'workflows'), activities: str(values, 'activities') });
     const pipelines = loadPipelines(project.workflows);
-    const { kaon, close } = await connectClient(io.env);
-    try {
+    return withClient(io.env, async (kaon) => {
       const state = await kaon.triggers();
       if (flag(values, 'json')) {
         say(io.stdout, JSON.stringify(state, null, 2));
@@ -73,8 +69,6 @@ export const triggersCommand: CommandSpec = {
       for (const j of state.joins) say(io.stdout, `  ${j.trigger} key ${j.key}: has ${j.arrived.map((a) => `${a.event} (${a.id})`).join(', ')}; waits for ${j.waitingFor.join(', ')}`);
       for (const e of state.errors) say(io.stdout, `  error: ${e}`);
       return 0;
-    } finally {
-      await close();
-    }
+    });
   },
 };

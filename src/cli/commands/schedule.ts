@@ -4,7 +4,7 @@ import type { OverlapPolicy, ScheduleInfo } from '../../client/schedules';
 import { flag, say, str, type CommandSpec } from '../command';
 import { parseParams } from '../params';
 import { findPipeline, loadPipelines, PROJECT_OPTIONS, resolveProject } from '../project';
-import { connectClient } from '../temporal';
+import { withClient } from '../temporal';
 
 const ACTIONS = ['create', 'list', 'describe', 'pause', 'unpause', 'trigger', 'backfill', 'delete'] as const;
 
@@ -51,8 +51,7 @@ export const scheduleCommand: CommandSpec = {
       const project = resolveProject(io.cwd, { workflows: str(values, 'workflows'), activities: str(values, 'activities') });
       pipeline = findPipeline(loadPipelines(project.workflows), name, project.workflows);
     }
-    const { kaon, close } = await connectClient(io.env);
-    try {
+    return withClient(io.env, async (kaon) => {
       const s = kaon.schedules;
       switch (action) {
         case 'create': {
@@ -106,8 +105,6 @@ export const scheduleCommand: CommandSpec = {
           say(io.stdout, `schedule ${id} deleted`);
           return 0;
       }
-    } finally {
-      await close();
-    }
+    });
   },
 };

@@ -2,7 +2,7 @@
 import { ErrorCode, KaonError } from '../../definition/errors';
 import { say, str, type CommandSpec } from '../command';
 import { parseParams } from '../params';
-import { connectClient } from '../temporal';
+import { withClient } from '../temporal';
 
 function decision(name: 'approve' | 'reject'): CommandSpec {
   return {
@@ -18,15 +18,12 @@ function decision(name: 'approve' | 'reject'): CommandSpec {
     },
     async run({ io, values, positionals }) {
       const [id, gate] = positionals as [string, string];
-      const { kaon, close } = await connectClient(io.env);
-      try {
+      return withClient(io.env, async (kaon) => {
         const opts = { ...(str(values, 'comment') ? { comment: str(values, 'comment')! } : {}), ...(str(values, 'by') ? { by: str(values, 'by')! } : {}) };
         const g = name === 'approve' ? await kaon.run(id).approve(gate, opts) : await kaon.run(id).reject(gate, opts);
         say(io.stdout, `gate ${g.gate} of run ${id} ${g.status}${g.by ? ` by ${g.by}` : ''}${g.comment ? `: ${g.comment}` : ''}`);
         return 0;
-      } finally {
-        await close();
-      }
+      });
     },
   };
 }
@@ -44,14 +41,11 @@ export const pauseCommand: CommandSpec = {
   },
   async run({ io, values, positionals }) {
     const id = positionals[0]!;
-    const { kaon, close } = await connectClient(io.env);
-    try {
+    return withClient(io.env, async (kaon) => {
       await kaon.run(id).pause({ ...(str(values, 'note') ? { note: str(values, 'note')! } : {}), ...(str(values, 'by') ? { by: str(values, 'by')! } : {}) });
       say(io.stdout, `run ${id} paused: no new step starts until \`kaon unpause ${id}\``);
       return 0;
-    } finally {
-      await close();
-    }
+    });
   },
 };
 
@@ -62,14 +56,11 @@ export const unpauseCommand: CommandSpec = {
   options: {},
   async run({ io, positionals }) {
     const id = positionals[0]!;
-    const { kaon, close } = await connectClient(io.env);
-    try {
+    return withClient(io.env, async (kaon) => {
       await kaon.run(id).unpause();
       say(io.stdout, `run ${id} unpaused`);
       return 0;
-    } finally {
-      await close();
-    }
+    });
   },
 };
 
@@ -83,14 +74,11 @@ export const sendCommand: CommandSpec = {
   options: { value: { type: 'string', value: 'json|@file', description: 'the message value (JSON)' } },
   async run({ io, values, positionals }) {
     const [id, message] = positionals as [string, string];
-    const { kaon, close } = await connectClient(io.env);
-    try {
+    return withClient(io.env, async (kaon) => {
       const reply = await kaon.run(id).send(message as never, parseParams(str(values, 'value'), io.cwd) as never);
       say(io.stdout, JSON.stringify(reply ?? null));
       return 0;
-    } finally {
-      await close();
-    }
+    });
   },
 };
 
@@ -106,14 +94,11 @@ export const stepCommand: CommandSpec = {
   async run({ io, values, positionals }) {
     const [action, id, key] = positionals as [string, string, string];
     if (action !== 'pause' && action !== 'unpause') throw new KaonError({ code: ErrorCode.invalidParams, what: `unknown step action "${action}"`, fix: 'use kaon step pause <run> <key> or kaon step unpause <run> <key>' });
-    const { kaon, close } = await connectClient(io.env);
-    try {
+    return withClient(io.env, async (kaon) => {
       if (action === 'pause') await kaon.run(id).pauseStep(key, str(values, 'reason'));
       else await kaon.run(id).unpauseStep(key);
       say(io.stdout, `step ${key} of run ${id} ${action}d`);
       return 0;
-    } finally {
-      await close();
-    }
+    });
   },
 };

@@ -42,6 +42,16 @@ export const SAKey = {
   runKey: defineSearchAttributeKey(SA.runKey, SearchAttributeType.KEYWORD),
 };
 
+/** Fairness keys are at most 64 bytes; a long run id keeps its tail, which is where ids differ. */
+export function fairnessKeyFor(id: string): string {
+  return id.length <= 64 ? id : id.slice(-64);
+}
+
+/** Temporal priority keys Kaon accepts: 1 (first) … 5; Temporal's default is 3. */
+export function isPriority(v: unknown): v is number {
+  return Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 5;
+}
+
 /** What the workflow sends to a step activity. */
 export interface StepCall {
   key: string;
