@@ -12,3 +12,4 @@ export { RunHandle, RunFailedError, type RunStatusInfo, type TemporalStatus, typ
 export { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 export { KaonSchedules, type ScheduleCreate, type ScheduleInfo, type OverlapPolicy } from './schedules';
 export type { RunState, StepState, StepStatus, RunStatus, GateState } from '../observe/run-state';
+export type { EventsView, PendingJoin } from '../definition/internal/protocol';

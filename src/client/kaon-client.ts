@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { canonicalJson } from '../data/canonical';
 import { isEventDef, type EventDef } from '../definition/events';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
-import { EVENT_SIGNAL, EVENTS_WORKFLOW, eventsWorkflowId, fairnessKeyFor, isPriority, QUERY_JOINS, SAKey, type EventMessage, type PendingJoin, type StepCall } from '../definition/internal/protocol';
+import { EVENT_SIGNAL, EVENTS_WORKFLOW, eventsWorkflowId, fairnessKeyFor, isPriority, QUERY_JOINS, SAKey, type EventMessage, type EventsView, type StepCall } from '../definition/internal/protocol';
 import { isPipeline, type AnyPipeline, type PipelineMessages, type PipelineParams, type PipelineResult } from '../definition/pipeline';
 import { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
@@ -169,12 +169,12 @@ export class KaonClient {
     return { event: name, id };
   }
 
-  /** Pending joins (which key waits for which event) and recent trigger errors, from the events workflow. */
-  async triggers(opts: { taskQueue?: string } = {}): Promise<{ joins: PendingJoin[]; handled: number; errors: string[] }> {
+  /** Pending joins (which key waits for which event), runs waiting in k.waitFor, and recent trigger errors, from the events workflow. */
+  async triggers(opts: { taskQueue?: string } = {}): Promise<EventsView> {
     try {
       return await this.temporal.workflow.getHandle(eventsWorkflowId(opts.taskQueue ?? this.taskQueue)).query(QUERY_JOINS);
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return { joins: [], handled: 0, errors: [] };
+      if (err instanceof WorkflowNotFoundError) return { joins: [], waiting: [], handled: 0, errors: [] };
       throw err;
     }
   }

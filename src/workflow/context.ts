@@ -9,7 +9,7 @@ import { runChild } from './child';
 import type { RunCore } from './core';
 import { runForeach, runParallel, type ForeachOptions, type Settled } from './foreach';
 import type { MessageSchemas } from './control';
-import { runApproval, runSleep, runWaitFor, type ApprovalOptions, type Decision } from './gates';
+import { runApproval, runSleep, runWaitFor, type ApprovalOptions, type Decision, type WaitForOptions } from './gates';
 import type { EventDef, EventPayload } from '../definition/events';
 import type { HistoryBudget } from './history-guard';
 import { continueRun } from './loop';
@@ -49,8 +49,12 @@ export interface Kaon<P = unknown, M extends MessageSchemas = Record<never, neve
   approval(gate: string, opts?: ApprovalOptions): Promise<Decision>;
   /** A durable timer ('1 day', '30m', ms), shown in the run state. */
   sleep(duration: Duration): Promise<void>;
-  /** Wait for the next emitted event of this kind (kaon.emit), or the timeout (then undefined). */
-  waitFor<E extends EventDef>(event: E, opts?: { timeout?: Duration }): Promise<EventPayload<E> | undefined>;
+  /**
+   * Wait for the next emitted event of this kind (kaon.emit), optionally only those matching `where`, or the
+   * timeout (then undefined). From the first wait on, matching events queue for the run while it does other
+   * work and across continue-as-new: a loop misses none.
+   */
+  waitFor<E extends EventDef>(event: E, opts?: WaitForOptions<E>): Promise<EventPayload<E> | undefined>;
   /** The latest value of a typed message the run received (run.send), or undefined. */
   message<K extends keyof M & string>(name: K): z.output<M[K]> | undefined;
   /** Handle a typed message as it arrives; what the handler returns goes back to the sender. */
@@ -107,7 +111,7 @@ export class KaonContext implements Kaon<unknown, MessageSchemas> {
     return runSleep(this.core, duration);
   }
 
-  waitFor(event: EventDef, opts?: { timeout?: Duration }): Promise<never> {
+  waitFor(event: EventDef, opts?: WaitForOptions): Promise<never> {
     return runWaitFor(this.core, event, opts) as Promise<never>;
   }
 

@@ -17,6 +17,9 @@ export const deliverSignal = defineSignal<[EventMessage & { token: string }]>(DE
 
 export type MessageSchemas = Record<string, z.ZodType>;
 
+/** Undelivered events kept per subscription. */
+const INBOX_LIMIT = 1000;
+
 /** Thrown by validators: Temporal returns the message to the caller as the update's failure. */
 class Refused extends Error {
   override readonly name = 'KaonRefused';
@@ -34,7 +37,13 @@ export class RunControl {
     private readonly pipeline: string,
   ) {
     const state = tracker.state;
-    setHandler(deliverSignal, (m) => void this.deliveries.set(m.token, m));
+    setHandler(deliverSignal, ({ token, ...m }) => {
+      const box = this.inbox.get(token) ?? [];
+      box.push(m);
+      // A run that never waits again must not grow without bound: the oldest undelivered events go first.
+      if (box.length > INBOX_LIMIT) box.splice(0, box.length - INBOX_LIMIT);
+      this.inbox.set(token, box);
+    });
     setHandler(decideUpdate, (req) => this.decide(req), { validator: (req) => void this.gateFor(req) });
     setHandler(
       pauseUpdate,
@@ -76,11 +85,28 @@ export class RunControl {
     );
   }
 
-  private readonly deliveries = new Map<string, EventMessage>();
+  /** Events delivered to this run's subscriptions (by token) and not yet taken by k.waitFor, oldest first. */
+  private readonly inbox = new Map<string, EventMessage[]>();
+  /** Tokens this run has subscribed (this execution or an earlier one of the same run). */
+  readonly subscribed = new Set<string>();
 
-  /** The event delivered for a k.waitFor token, if it has arrived. */
-  delivery(token: string): EventMessage | undefined {
-    return this.deliveries.get(token);
+  /** Take the oldest event delivered to a subscription, if any. */
+  take(token: string): EventMessage | undefined {
+    return this.inbox.get(token)?.shift();
+  }
+
+  has(token: string): boolean {
+    return (this.inbox.get(token)?.length ?? 0) > 0;
+  }
+
+  /** What continue-as-new carries: the subscriptions and the events not yet taken. */
+  carry(): { subscribed: string[]; inbox: Record<string, EventMessage[]> } {
+    return { subscribed: [...this.subscribed], inbox: Object.fromEntries([...this.inbox].filter(([, box]) => box.length > 0)) };
+  }
+
+  restore(c: { subscribed?: string[]; inbox?: Record<string, EventMessage[]> }): void {
+    for (const t of c.subscribed ?? []) this.subscribed.add(t);
+    for (const [t, box] of Object.entries(c.inbox ?? {})) this.inbox.set(t, [...box, ...(this.inbox.get(t) ?? [])]);
   }
 
   get paused(): boolean {

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage, workflowInfo } from '@temporalio/workflow';
 import type { Priority } from '@temporalio/common';
 import type { z } from 'zod';
-import { fairnessKeyFor, type StepCall } from '../definition/internal/protocol';
+import { fairnessKeyFor, type EventMessage, type StepCall } from '../definition/internal/protocol';
 import type { LoopSummary } from '../observe/run-state';
 import type { RunControl } from './control';
 import { HistoryGuard } from './history-guard';
@@ -17,6 +17,8 @@ export interface RunOptions {
   fairnessKey?: string;
   /** Set by k.continueAsNew: what the earlier executions of this run did. */
   loop?: LoopSummary;
+  /** Set by k.continueAsNew: the run's event subscriptions and the events delivered but not yet waited for. */
+  events?: { subscribed?: string[]; inbox?: Record<string, EventMessage[]> };
 }
 
 export interface RunLimits {
@@ -47,6 +49,7 @@ export class RunCore {
     readonly control: RunControl,
   ) {
     if (run.loop) tracker.state.loop = run.loop;
+    if (run.events) control.restore(run.events);
     this.guard = new HistoryGuard(limits.historyEvents);
     this.priority = {
       fairnessKey: run.fairnessKey ?? fairnessKeyFor(workflowInfo().root?.workflowId ?? workflowInfo().workflowId),

@@ -3,13 +3,13 @@
 // starts the runs of the matching triggers (deterministic ids: once per trigger and event id) and keeps the state
 // of pending joins. It continues-as-new every few hundred events, carrying that state and any queued events.
 import { allHandlersFinished, condition, continueAsNew, defineQuery, defineSignal, getExternalWorkflowHandle, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
-import { EVENT_SIGNAL, QUERY_JOINS, SUBSCRIBE_SIGNAL, type EventMessage, type PendingJoin, type Subscription } from '../definition/internal/protocol';
+import { EVENT_SIGNAL, matchesFilter, QUERY_JOINS, SUBSCRIBE_SIGNAL, type EventMessage, type EventsView, type PendingJoin, type Subscription } from '../definition/internal/protocol';
 import { deliverSignal } from './control';
 import { idPart, startTriggered, triggers, type RegisteredTrigger } from './triggers';
 
 export const eventSignal = defineSignal<[EventMessage]>(EVENT_SIGNAL);
 export const subscribeSignal = defineSignal<[Subscription]>(SUBSCRIBE_SIGNAL);
-export const joinsQuery = defineQuery<{ joins: PendingJoin[]; handled: number; errors: string[] }>(QUERY_JOINS);
+export const joinsQuery = defineQuery<EventsView>(QUERY_JOINS);
 
 interface JoinState {
   trigger: string;
@@ -23,7 +23,12 @@ export interface EventsState {
   handled: number;
   errors: string[];
   subscribers?: Subscription[];
+  /** Recently delivered `<event>/<id>`: an event emitted twice reaches a subscriber once. */
+  delivered?: string[];
 }
+
+/** Delivered event ids remembered for de-duplication. */
+const DELIVERED_KEPT = 2000;
 
 /** Events handled by one execution before it continues as new (each can start runs: a few events each). */
 const EVENTS_PER_EXECUTION = 300;
@@ -35,16 +40,23 @@ export async function kaonEvents(carried?: EventsState): Promise<never> {
   let handled = carried?.handled ?? 0;
   let handledHere = 0;
   setHandler(eventSignal, (m) => void queue.push(m));
-  // Runs waiting in k.waitFor: each gets the next event of its name, once.
+  // Runs that wait in k.waitFor: each gets every later event of its name that matches its filter, once.
   const subscribers: Subscription[] = [...(carried?.subscribers ?? [])];
-  setHandler(subscribeSignal, (sub) => void subscribers.push(sub));
+  const delivered: string[] = [...(carried?.delivered ?? [])];
+  const deliveredSet = new Set(delivered);
+  setHandler(subscribeSignal, (sub) => {
+    // A run subscribes again after continue-as-new: one subscription per token.
+    const i = subscribers.findIndex((x) => x.token === sub.token);
+    if (i >= 0) subscribers[i] = sub;
+    else subscribers.push(sub);
+  });
   const pending = (): PendingJoin[] =>
     joins.map((j) => {
       const t = triggers().find((r) => r.id === j.trigger);
       const names = t?.trigger.kind === 'join' ? t.trigger.events.map((e) => e.name) : [];
       return { trigger: j.trigger, key: j.key, arrived: Object.entries(j.got).map(([event, g]) => ({ event, id: g.id, at: g.at })), waitingFor: names.filter((n) => !(n in j.got)) };
     });
-  setHandler(joinsQuery, () => ({ joins: pending(), handled, errors: errors.slice(-20) }));
+  setHandler(joinsQuery, () => ({ joins: pending(), waiting: subscribers.map((x) => ({ run: x.runId, event: x.event, ...(x.where ? { where: x.where } : {}) })), handled, errors: errors.slice(-20) }));
   const publish = () => {
     const p = pending();
     setCurrentDetails(
@@ -59,10 +71,15 @@ export async function kaonEvents(carried?: EventsState): Promise<never> {
 
   const dispatch = async (m: EventMessage): Promise<void> => {
     const cause = `event ${m.event} (${m.id})`;
-    for (const sub of subscribers.filter((x) => x.event === m.event)) {
-      subscribers.splice(subscribers.indexOf(sub), 1);
-      // A run that stopped waiting (timeout, cancel) is simply gone: nothing to deliver to.
-      await getExternalWorkflowHandle(sub.runId).signal(deliverSignal, { ...m, token: sub.token }).catch(() => undefined);
+    const seen = `${m.event}/${m.id}`;
+    if (!deliveredSet.has(seen)) {
+      deliveredSet.add(seen);
+      delivered.push(seen);
+      if (delivered.length > DELIVERED_KEPT) deliveredSet.delete(delivered.shift()!);
+      for (const sub of subscribers.filter((x) => x.event === m.event && matchesFilter(m.payload, x.where))) {
+        // Signalling fails only when the run is closed: its subscription ends with it.
+        await getExternalWorkflowHandle(sub.runId).signal(deliverSignal, { ...m, token: sub.token }).catch(() => void subscribers.splice(subscribers.indexOf(sub), 1));
+      }
     }
     for (const t of triggers()) {
       const tr = t.trigger;
@@ -107,5 +124,5 @@ export async function kaonEvents(carried?: EventsState): Promise<never> {
     publish();
   }
   await condition(allHandlersFinished);
-  return continueAsNew<typeof kaonEvents>({ queue, joins, handled, errors, subscribers });
+  return continueAsNew<typeof kaonEvents>({ queue, joins, handled, errors, subscribers, delivered });
 }

@@ -2,8 +2,8 @@
 // Both are Temporal timers and conditions: a run waiting for days holds no worker.
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { condition, getExternalWorkflowHandle, ParentClosePolicy, sleep, startChild, workflowInfo } from '@temporalio/workflow';
-import type { EventDef } from '../definition/events';
-import { EVENTS_WORKFLOW, eventsWorkflowId } from '../definition/internal/protocol';
+import type { EventDef, EventPayload } from '../definition/events';
+import { EVENTS_WORKFLOW, eventsWorkflowId, subscriptionToken, type EventFilter, type Subscription } from '../definition/internal/protocol';
 import { subscribeSignal } from './events';
 import { toMs, type Duration } from '../definition/duration';
 import type { GateState } from '../observe/run-state';
@@ -60,34 +60,52 @@ export async function runSleep(core: RunCore, duration: Duration): Promise<void>
   core.tracker.update(st, { status: 'succeeded', endedAt: now() });
 }
 
+export interface WaitForOptions<E extends EventDef = EventDef> {
+  /** Give up after this long; waitFor then resolves to undefined. Default: wait for ever. */
+  timeout?: Duration;
+  /** Only events whose payload has these top-level field values, e.g. `{ country: 'JP' }`. */
+  where?: Partial<Record<keyof EventPayload<E> & string, string | number | boolean>>;
+}
+
 /**
- * k.waitFor: wait in the run for the next emitted event of a name (`kaon.emit`), or the timeout (then undefined).
- * The run subscribes with Kaon's events workflow, starting it if no event was emitted yet.
+ * k.waitFor: the next event of a name (and filter) for this run, or undefined after the timeout. The first wait
+ * subscribes the run with Kaon's events workflow (starting it if no event was emitted yet); from then on every
+ * matching event is delivered to the run and queued until a waitFor takes it, also while the run is busy and
+ * across continue-as-new, so a loop that retrains between waits misses none.
  */
-export async function runWaitFor(core: RunCore, event: EventDef | string, opts: { timeout?: Duration } = {}): Promise<unknown> {
+export async function runWaitFor(core: RunCore, event: EventDef | string, opts: WaitForOptions = {}): Promise<unknown> {
   const name = typeof event === 'string' ? event : event.name;
   const timeoutMs = opts.timeout === undefined ? undefined : toMs(opts.timeout, `waitFor "${name}", option timeout`);
-  const key = core.key(`waitFor[${name}]`);
+  const where = opts.where && Object.keys(opts.where).length ? (opts.where as EventFilter) : undefined;
   const info = workflowInfo();
-  const st = core.tracker.add({ key, step: 'waitFor', status: 'waiting', attempts: 0, startedAt: now(), note: `waiting for event ${name}` });
+  const token = subscriptionToken(info.workflowId, name, where);
+  const key = core.key(`waitFor[${name}]`);
+  const filterNote = where ? ` where ${Object.entries(where).map(([k, v]) => `${k}=${String(v)}`).join(', ')}` : '';
+  const st = core.tracker.add({ key, step: 'waitFor', status: 'waiting', attempts: 0, startedAt: now(), note: `waiting for event ${name}${filterNote}` });
   core.tracker.refresh();
-  const sub = { runId: info.workflowId, event: name, token: `${info.runId}:${key}` };
-  const events = getExternalWorkflowHandle(eventsWorkflowId(info.taskQueue));
+  if (!core.control.subscribed.has(token)) {
+    core.control.subscribed.add(token);
+    await subscribe({ runId: info.workflowId, event: name, token, ...(where ? { where } : {}) }, info.taskQueue);
+  }
+  const ready = () => core.control.has(token);
+  const got = timeoutMs === undefined ? (await condition(ready), true) : await condition(ready, timeoutMs);
+  const m = got ? core.control.take(token) : undefined;
+  core.tracker.update(st, { status: m ? 'succeeded' : 'skipped', endedAt: now(), note: m ? `event ${name} ${m.id}` : `no event ${name}${filterNote} within the timeout` });
+  if (!m) return undefined;
+  return typeof event === 'string' ? m.payload : event.payload.parse(m.payload);
+}
+
+async function subscribe(sub: Subscription, taskQueue: string): Promise<void> {
+  const events = getExternalWorkflowHandle(eventsWorkflowId(taskQueue));
   try {
     await events.signal(subscribeSignal, sub);
   } catch {
     // No event was ever emitted on this queue: start the events workflow (once; a concurrent start wins), then subscribe.
     try {
-      await startChild(EVENTS_WORKFLOW, { workflowId: eventsWorkflowId(info.taskQueue), taskQueue: info.taskQueue, args: [], parentClosePolicy: ParentClosePolicy.ABANDON });
+      await startChild(EVENTS_WORKFLOW, { workflowId: eventsWorkflowId(taskQueue), taskQueue, args: [], parentClosePolicy: ParentClosePolicy.ABANDON });
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
     await events.signal(subscribeSignal, sub);
   }
-  const delivered = () => core.control.delivery(sub.token);
-  const got = timeoutMs === undefined ? (await condition(() => delivered() !== undefined), true) : await condition(() => delivered() !== undefined, timeoutMs);
-  const m = delivered();
-  core.tracker.update(st, { status: got && m ? 'succeeded' : 'skipped', endedAt: now(), note: got && m ? `event ${name} ${m.id}` : `no event ${name} within the timeout` });
-  if (!got || !m) return undefined;
-  return typeof event === 'string' ? m.payload : event.payload.parse(m.payload);
 }

@@ -20,5 +20,5 @@ export type { RunOptions } from './core';
 export { MAX_INLINE_MAP_BYTES, type MapOptions } from './map';
 export { Sweep, isSweep, type SweepLine } from '../definition/sweep';
 export { pipelineDispatcher } from './dispatch';
-export type { ApprovalOptions, Decision } from './gates';
+export type { ApprovalOptions, Decision, WaitForOptions } from './gates';
 export type { MessageSchemas } from './control';

@@ -33,6 +33,7 @@ export async function continueRun(core: RunCore, nextParams: unknown): Promise<n
     last: [...(prev?.last ?? []), { execution: prev?.execution ?? 1, runId: workflowInfo().runId, startedAt: state.startedAt, endedAt: t, steps, failed }].slice(-KEEP_LAST),
   };
   const { resumeFrom: _resumeFrom, ...keep } = core.run;
-  const next: RunOptions = { ...keep, loop };
+  const carried = core.control.carry();
+  const next: RunOptions = { ...keep, loop, ...(carried.subscribed.length ? { events: carried } : {}) };
   return makeContinueAsNewFunc({ workflowType: pipeline.name })(params, next);
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as activities from '../fixtures/control';
 import { dataArrived, labelsArrived } from '../fixtures/triggers/events';
-import { waiter } from '../fixtures/triggers/workflows';
+import { inboxLoop, waiter } from '../fixtures/triggers/workflows';
 import { cliEnv, kaon } from '../cli/cli-process';
 import { ROOT, runningWorker, type TestEnv } from '../support/temporal';
 
@@ -116,5 +116,30 @@ test('k.waitFor gets the next emitted event, also when it started the events wor
     const late = await env.kaon.start(waiter, { timeout: '1s' }, { taskQueue: queue });
     assert.equal(await late.result(), null);
     assert.equal((await late.progress()).steps.find((x) => x.step === 'waitFor')?.note, 'no event data-arrived within the timeout');
+  });
+});
+
+test('k.waitFor with a filter misses no event while the run is busy or continuing as new, and takes each event id once', async () => {
+  const queue = `inbox-${randomUUID().slice(0, 6)}`;
+  const worker = await env.worker({ workflowsPath, activities, taskQueue: queue });
+  await worker.runUntil(async () => {
+    const run = await env.kaon.start(inboxLoop, { partition: 'p1', want: 4 }, { taskQueue: queue });
+    // The first wait subscribes the run; the events workflow lists it once the subscription arrived.
+    for (let i = 0; i < 100; i++) {
+      const view = await env.kaon.triggers({ taskQueue: queue });
+      if (view.waiting.some((w) => w.run === run.id)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual((await env.kaon.triggers({ taskQueue: queue })).waiting, [{ run: run.id, event: 'data-arrived', where: { partition: 'p1' } }]);
+    // Emitted back to back: three arrive while the run is busy with the first (sleeping) or continuing as new.
+    const emit = (rows: number, partition = 'p1', id = `${partition}-${rows}`) => env.kaon.emit(dataArrived, { partition, rows }, { id: `${id}-${queue}`, taskQueue: queue });
+    await emit(1);
+    await emit(2);
+    await emit(99, 'p2');
+    await emit(2); // the same event id again: delivered once
+    await emit(3);
+    await emit(4);
+    assert.deepEqual(await run.result(), { got: [1, 2, 3, 4], timedOut: false });
+    assert.equal((await run.progress()).loop?.execution, 4);
   });
 });

@@ -67,6 +67,8 @@ export const triggersCommand: CommandSpec = {
       say(io.stdout, lines.length ? lines.join('\n') : 'no triggers declared');
       say(io.stdout, `\n${state.handled} events handled; ${state.joins.length} pending joins`);
       for (const j of state.joins) say(io.stdout, `  ${j.trigger} key ${j.key}: has ${j.arrived.map((a) => `${a.event} (${a.id})`).join(', ')}; waits for ${j.waitingFor.join(', ')}`);
+      if (state.waiting.length) say(io.stdout, `${state.waiting.length} runs subscribed (k.waitFor)`);
+      for (const w of state.waiting) say(io.stdout, `  ${w.run} waits for ${w.event}${w.where ? ` where ${Object.entries(w.where).map(([k, v]) => `${k}=${String(v)}`).join(', ')}` : ''}`);
       for (const e of state.errors) say(io.stdout, `  error: ${e}`);
       return 0;
     });

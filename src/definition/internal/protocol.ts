@@ -105,12 +105,40 @@ export interface PendingJoin {
   waitingFor: string[];
 }
 
-/** k.waitFor: a run asks the events workflow for the next event of a name, delivered back to it by signal. */
+/** What the events workflow answers to `kaon.joins`: pending joins, the runs that wait in k.waitFor, recent errors. */
+export interface EventsView {
+  joins: PendingJoin[];
+  waiting: { run: string; event: string; where?: EventFilter }[];
+  handled: number;
+  errors: string[];
+}
+
+/**
+ * k.waitFor: a run subscribes with the events workflow to the events of a name (optionally only those whose
+ * payload has the given top-level field values), delivered back to it by signal. The subscription stands for the
+ * run's life (its workflow id, so across continue-as-new) until a delivery finds the run closed.
+ */
 export const SUBSCRIBE_SIGNAL = 'kaon.subscribe';
 export const DELIVER_SIGNAL = 'kaon.deliver';
+
+export type EventFilter = Record<string, string | number | boolean>;
 
 export interface Subscription {
   runId: string;
   event: string;
   token: string;
+  where?: EventFilter;
+}
+
+/** The token of a run's subscription: one per (event, filter), stable across continue-as-new. */
+export function subscriptionToken(workflowId: string, event: string, where?: EventFilter): string {
+  const filter = where ? Object.keys(where).sort().map((k) => `${k}=${JSON.stringify(where[k])}`).join('&') : '';
+  return `${workflowId}|${event}${filter ? `?${filter}` : ''}`;
+}
+
+/** Whether an event's payload has every field value of a filter. */
+export function matchesFilter(payload: unknown, where: EventFilter | undefined): boolean {
+  if (!where) return true;
+  if (typeof payload !== 'object' || payload === null) return false;
+  return Object.entries(where).every(([k, v]) => (payload as Record<string, unknown>)[k] === v);
 }
