@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { implementStep } from '../src/execution';
-import { championChallenger } from './recommender';
+import { appendChampionHistory, championChallenger } from './recommender';
 
 /** Reads `<registry>/<country>/current.json`; a challenger is published only if it beats the champion's NDCG. */
 export const championChallengerImpl = implementStep(championChallenger, async ({ registry, candidates }) => {
@@ -24,4 +24,12 @@ export const championChallengerImpl = implementStep(championChallenger, async ({
     }),
   );
   return { decisions };
+});
+
+/** Copy-on-append: the old artifact stays as it was (runs that refer to it keep their lineage). */
+export const appendChampionHistoryImpl = implementStep(appendChampionHistory, async ({ country, history, entry }, ctx) => {
+  const before = history ? await readFile(await ctx.artifacts.getPath(history), 'utf8') : '';
+  const text = `${before}${JSON.stringify(entry)}\n`;
+  const ref = await ctx.artifacts.put({ bytes: text }, { name: `champion-history-${country}.jsonl`, mediaType: 'application/x-ndjson' });
+  return { history: ref, entries: text.split('\n').filter(Boolean).length };
 });

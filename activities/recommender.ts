@@ -136,3 +136,29 @@ export const publishModel = defineStep({
   run: py('publish.py'),
   timeout: '10m',
 });
+
+/** One decision of the recommender loop, as a line of its champion-history artifact. */
+export const ChampionEntry = z.object({
+  iteration: z.number().int(),
+  date: z.string(),
+  /** What started the retrain: a viewing-history event (its id) or the daily tick. */
+  trigger: z.string(),
+  decision: z.enum(['first-champion', 'promoted', 'approved', 'rejected', 'kept', 'not-accepted', 'failed']),
+  reason: z.string(),
+  challenger: z.object({ version: z.string(), ndcgAtK: z.number(), lift: z.number(), rank: z.number().int(), trainings: z.number().int() }).nullable(),
+  /** The champion after this decision. */
+  champion: z.object({ version: z.string(), date: z.string(), ndcgAtK: z.number() }).nullable(),
+  by: z.string().optional(),
+  comment: z.string().optional(),
+  at: z.string(),
+});
+export type ChampionEntry = z.infer<typeof ChampionEntry>;
+
+export const appendChampionHistory = defineStep({
+  name: 'appendChampionHistory',
+  version: 1,
+  description: "Append one decision to a loop's champion history (a JSON-lines artifact; the new ref replaces the old)",
+  input: z.object({ country: z.string(), history: ArtifactRef.nullable(), entry: ChampionEntry }),
+  output: z.object({ history: ArtifactRef, entries: z.number().int() }),
+  timeout: '1m',
+});

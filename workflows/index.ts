@@ -1,3 +1,4 @@
 // The pipelines this project's workers run. Workflow code: deterministic, imports step contracts only.
 export { mlDemo } from './demo';
-export { retrainRecommender } from './recommender';
+export { retrainRecommender, retrainCountry } from './recommender';
+export { recommenderLoop } from './recommender-loop';

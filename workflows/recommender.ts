@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { z } from 'zod';
-import { scheduledDate } from '../src/definition';
-import { definePipeline } from '../src/workflow';
+import { ArtifactRef, scheduledDate } from '../src/definition';
+import { definePipeline, type Kaon } from '../src/workflow';
 import {
   championChallenger, CountrySpec, evaluateRecommender, featurize, Hyperparameters, ingest, publishModel, trainRecommender, validateData,
   type RankingMetrics,
@@ -42,6 +42,28 @@ export const RecommenderParams = z.object({
   registry: z.string().default('.kaon/registry'),
 });
 
+/** What training one country needs (the reference pipelines share these settings). */
+type TrainSettings = Pick<z.output<typeof RecommenderParams>, 'seed' | 'k' | 'minLift' | 'grid' | 'maxRetrains' | 'epochs' | 'itersPerEpoch' | 'holdoutFraction'>;
+
+/**
+ * featurize → train ⟲ evaluate for one country: the validation loop retrains with the next hyperparameters
+ * while the model does not beat the popularity baseline by minLift (Meson's "go back and repeat if unstable").
+ */
+async function trainCountry(k: Kaon, p: TrainSettings, country: string, interactions: ArtifactRef) {
+  const features = await k.step(featurize, { country, interactions, holdoutFraction: p.holdoutFraction, seed: p.seed });
+  let trainings = 0;
+  for (;;) {
+    const hp = p.grid[Math.min(trainings, p.grid.length - 1)]!;
+    trainings++;
+    const trained = await k.step(trainRecommender, { country, train: features.train, rank: hp.rank, l2: hp.l2, epochs: p.epochs, itersPerEpoch: p.itersPerEpoch, seed: p.seed }, { key: 'train' });
+    const metrics = await k.step(evaluateRecommender, { country, model: trained.model, train: features.train, holdout: features.holdout, k: p.k }, { key: 'evaluate' });
+    const accepted = metrics.lift >= p.minLift;
+    if (accepted || trainings > p.maxRetrains || trainings >= p.grid.length) {
+      return { country, trainings, accepted, hyperparameters: hp, metrics, model: trained.model, features };
+    }
+  }
+}
+
 interface CountryOutcome {
   country: string;
   trainings: number;
@@ -60,31 +82,11 @@ export const retrainRecommender = definePipeline({
   async run(p, k) {
     const data = await k.step(ingest, { date: p.date, seed: p.seed, countries: p.countries });
     const quality = await k.step(validateData, { date: p.date, datasets: data.datasets, minRows: p.minRows, maxNullRate: p.maxNullRate });
-    if (!quality.ok) {
-      throw ApplicationFailure.create({
-        type: 'KAON_DATA_QUALITY',
-        nonRetryable: true,
-        message: `data validation failed: ${quality.problems.join('; ')}. Report: ${quality.report.uri}. To fix: repair the input data (or relax minRows/maxNullRate) and run again.`,
-        details: [{ report: quality.report }],
-      });
-    }
+    if (!quality.ok) throw dataQualityFailure(quality);
 
-    const candidates = await k.foreach(p.countries, { concurrency: p.concurrency, onFailure: 'after-running', label: (c) => c.code }, async (c) => {
-      const ds = data.datasets[c.code]!;
-      const features = await k.step(featurize, { country: c.code, interactions: ds.interactions, holdoutFraction: p.holdoutFraction, seed: p.seed });
-      // Validation loop: retrain with the next hyperparameters while the model does not beat the baseline by minLift.
-      let trainings = 0;
-      for (;;) {
-        const hp = p.grid[Math.min(trainings, p.grid.length - 1)]!;
-        trainings++;
-        const trained = await k.step(trainRecommender, { country: c.code, train: features.train, rank: hp.rank, l2: hp.l2, epochs: p.epochs, itersPerEpoch: p.itersPerEpoch, seed: p.seed }, { key: 'train' });
-        const metrics = await k.step(evaluateRecommender, { country: c.code, model: trained.model, train: features.train, holdout: features.holdout, k: p.k }, { key: 'evaluate' });
-        const accepted = metrics.lift >= p.minLift;
-        if (accepted || trainings > p.maxRetrains || trainings >= p.grid.length) {
-          return { country: c.code, trainings, accepted, hyperparameters: hp, metrics, model: trained.model, features };
-        }
-      }
-    });
+    const candidates = await k.foreach(p.countries, { concurrency: p.concurrency, onFailure: 'after-running', label: (c) => c.code }, (c) =>
+      trainCountry(k, p, c.code, data.datasets[c.code]!.interactions),
+    );
 
     const accepted = candidates.filter((c) => c.accepted);
     const { decisions } = await k.step(championChallenger, { registry: p.registry, candidates: accepted.map((c) => ({ country: c.country, metrics: c.metrics })) });
@@ -119,6 +121,36 @@ export const retrainRecommender = definePipeline({
       };
     });
     return { date: p.date, version, countries: outcomes, table: renderTable(outcomes, p.k) };
+  },
+});
+
+function dataQualityFailure(quality: { problems: string[]; report: ArtifactRef }): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: 'KAON_DATA_QUALITY',
+    nonRetryable: true,
+    message: `data validation failed: ${quality.problems.join('; ')}. Report: ${quality.report.uri}. To fix: repair the input data (or relax minRows/maxNullRate) and run again.`,
+    details: [{ report: quality.report }],
+  });
+}
+
+/** The settings of one country's retrain (the loop passes its own). */
+export const RetrainCountryParams = RecommenderParams.pick({ seed: true, k: true, minLift: true, grid: true, maxRetrains: true, epochs: true, itersPerEpoch: true, holdoutFraction: true, minRows: true, maxNullRate: true }).extend({
+  date: z.iso.date(),
+  country: CountrySpec,
+});
+
+/** One country's retrain, as a child pipeline of recommender-loop: ingest → validate → featurize → train ⟲ evaluate. */
+export const retrainCountry = definePipeline({
+  name: 'retrain-country',
+  description: "One country's retrain (the recommender loop's child): ingest → validate → featurize → train ⟲ evaluate",
+  params: RetrainCountryParams,
+  async run(p, k) {
+    const data = await k.step(ingest, { date: p.date, seed: p.seed, countries: [p.country] });
+    const quality = await k.step(validateData, { date: p.date, datasets: data.datasets, minRows: p.minRows, maxNullRate: p.maxNullRate });
+    if (!quality.ok) throw dataQualityFailure(quality);
+    const interactions = data.datasets[p.country.code]!.interactions;
+    const trained = await trainCountry(k, p, p.country.code, interactions);
+    return { date: p.date, ...trained, interactions, dataQuality: quality.report };
   },
 });
 

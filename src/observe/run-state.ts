@@ -68,6 +68,8 @@ export interface GateState {
 
 export interface RunState {
   pipeline: string;
+  /** A line the pipeline keeps current (k.summary): where a loop is, its champion… */
+  summary?: string;
   loop?: LoopSummary;
   gates?: GateState[];
   /** Set while the run is paused: no new step starts. */
@@ -130,6 +132,7 @@ export function renderMarkdown(state: RunState, now: number): string {
     else lines.push(`${g.status === 'approved' ? '✓' : '✗'} gate ${g.gate} ${g.status}${g.timedOut ? ' (timed out)' : ''}${g.by ? ` by ${g.by}` : ''}${g.comment ? `: ${g.comment}` : ''}`, '');
   }
   if (state.paused) lines.push(`⏸ **paused**${state.paused.by ? ` by ${state.paused.by}` : ''}${state.paused.note ? `: ${state.paused.note}` : ''} — no new step starts until \`kaon unpause\``, '');
+  if (state.summary) lines.push(state.summary, '');
   if (state.loop) lines.push(`execution ${state.loop.execution} of a continuing run, ${((state.loop.priorMs + now - state.startedAt) / 1000).toFixed(0)}s in total since ${new Date(state.loop.firstStartedAt).toISOString()}`, '');
   if (state.error) lines.push(`> ${state.error.split('\n')[0]}`, '');
   const ordered = [

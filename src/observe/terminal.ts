@@ -104,6 +104,7 @@ export function renderTable(state: RunState, now: number): string {
     return `${truncate(key, keyW).padEnd(keyW)}  ${status.padEnd(11)}  ${attempts.padEnd(8)}  ${time.padEnd(7)}  ${det}`.trimEnd();
   };
   const lines = [renderHeader(state, now)];
+  if (state.summary) lines.push(state.summary);
   if (state.error) lines.push(`error: ${firstLine(state.error)}`);
   for (const g of state.gates ?? []) {
     if (g.status === 'waiting') lines.push(`waiting for approval: ${g.gate}${g.timeoutAt ? ` (until ${new Date(g.timeoutAt).toISOString()}, then ${g.onTimeout ?? 'reject'})` : ''} — kaon approve|reject <run> ${g.gate}`);

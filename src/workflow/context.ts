@@ -16,6 +16,7 @@ import { continueRun } from './loop';
 import { runMap, type MapOptions } from './map';
 import type { StepCallOptions } from './options';
 import { runStep } from './step';
+import { now } from './run-state-tracker';
 
 /** The workflow-side API a pipeline's `run` receives. */
 export interface Kaon<P = unknown, M extends MessageSchemas = Record<never, never>> {
@@ -59,6 +60,10 @@ export interface Kaon<P = unknown, M extends MessageSchemas = Record<never, neve
   message<K extends keyof M & string>(name: K): z.output<M[K]> | undefined;
   /** Handle a typed message as it arrives; what the handler returns goes back to the sender. */
   onMessage<K extends keyof M & string>(name: K, fn: (value: z.output<M[K]>) => unknown): void;
+  /** A line about where the run is (a loop's champion, say), shown by `kaon status` and in the Web UI details. */
+  summary(text: string): void;
+  /** Workflow time in ms: deterministic on replay, and skipped ahead by the time-skipping test server. */
+  now(): number;
   /** This run's workflow id. */
   readonly runId: string;
 }
@@ -113,6 +118,15 @@ export class KaonContext implements Kaon<unknown, MessageSchemas> {
 
   waitFor(event: EventDef, opts?: WaitForOptions): Promise<never> {
     return runWaitFor(this.core, event, opts) as Promise<never>;
+  }
+
+  now(): number {
+    return now();
+  }
+
+  summary(text: string): void {
+    this.core.tracker.state.summary = text;
+    this.core.tracker.refresh();
   }
 
   message(name: string): unknown {

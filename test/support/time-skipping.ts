@@ -3,9 +3,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { ConnectionPlugin } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { KaonClient } from '../../src/client';
-import { createArtifactStore } from '../../src/data/store';
+import { createArtifactStore, type ArtifactStore } from '../../src/data/store';
 import { SA } from '../../src/definition/internal/protocol';
 import { ensureTestServer } from '../../src/runtime/temporal-cli';
 import { createKaonWorker, type KaonWorkerOptions } from '../../src/runtime/worker';
@@ -14,20 +15,36 @@ import { ROOT } from './temporal';
 export interface TimeSkipping {
   env: TestWorkflowEnvironment;
   kaon: KaonClient;
+  /** The worker's artifact store (a temp folder, removed at stop). */
+  artifacts: ArtifactStore;
   stop(): Promise<void>;
 }
 
+/**
+ * The test server (grpc-java) allows a keepalive ping at most every 5 minutes and answers the client's default
+ * (every 30 s) with GOAWAY "too many pings" after a couple of minutes, stalling calls for a minute or more.
+ */
+const patientKeepalive: ConnectionPlugin = {
+  name: 'kaon-test-keepalive',
+  configureConnection: (o) => ({ ...o, channelArgs: { ...o.channelArgs, 'grpc.keepalive_time_ms': 310_000, 'grpc.keepalive_permit_without_calls': 0 } }),
+};
+
 export async function timeSkippingWorker(taskQueue: string, opts: Pick<KaonWorkerOptions, 'activities'> & { workflows: string }): Promise<TimeSkipping> {
-  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: ensureTestServer((m) => process.stderr.write(`${m}\n`)) } } });
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: ensureTestServer((m) => process.stderr.write(`${m}\n`)) } },
+    plugins: [patientKeepalive],
+  });
   const namespace = env.namespace ?? 'default';
   // Kaon's search attributes, as the dev server gets them at start-up.
   await env.connection.operatorService.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(Object.values(SA).map((k) => [k, 2 /* KEYWORD */])) });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kaon-ts-'));
-  const worker = await createKaonWorker({ connection: env.nativeConnection, namespace, taskQueue, workflowsPath: path.join(ROOT, opts.workflows), activities: opts.activities, artifacts: createArtifactStore(dir, { localDir: dir }) });
+  const artifacts = createArtifactStore(dir, { localDir: dir });
+  const worker = await createKaonWorker({ connection: env.nativeConnection, namespace, taskQueue, workflowsPath: path.join(ROOT, opts.workflows), activities: opts.activities, artifacts });
   const running = worker.run();
   return {
     env,
     kaon: new KaonClient(env.client, taskQueue, false),
+    artifacts,
     stop: async () => {
       worker.shutdown();
       await running;
