@@ -22,6 +22,7 @@ export interface LocalStepCall {
 
 /** What a running step reports: heartbeat progress, and log lines (a process step's stdout/stderr among them). */
 export type LocalStepEvent =
+  | { type: 'verified'; artifacts: ArtifactRef[] }
   | { type: 'progress'; fraction?: number; message?: string }
   | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; message: string; stream?: string };
 
@@ -82,6 +83,7 @@ async function runLocal(r: Runnable, call: LocalStepCall, hooks: LocalStepHooks,
   if (inputArtifacts.length && !store) throw noLocalStore(def.name);
   // Verify every input artifact up front: a missing or corrupt blob is the store's error, before any work.
   for (const ref of inputArtifacts) await store!.getPath(ref);
+  if (inputArtifacts.length) hooks.onEvent?.({ type: 'verified', artifacts: inputArtifacts });
 
   const producer = { pipeline: call.pipeline, runId: call.runId, step: call.key, attempt: call.attempt };
   const artifacts: StepArtifacts = {
