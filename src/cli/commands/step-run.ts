@@ -75,6 +75,18 @@ function artifactLine(ref: ArtifactRef): string {
   return `  ${(ref.name ?? '(unnamed)').padEnd(28)} ${humanSize(ref.size).padStart(10)}  sha256:${ref.sha256.slice(0, 12)}  ${ref.uri}`;
 }
 
+function pastTense(call: StepCallRecord): string {
+  const n = `${call.attempts} attempt${call.attempts === 1 ? '' : 's'}`;
+  switch (call.status) {
+    case 'failed': return `failed after ${n}`;
+    case 'timed out': return `timed out after ${n}`;
+    case 'succeeded': return `succeeded in ${n}`;
+    case 'cancelled': return 'was cancelled';
+    case 'running': return `is running (attempt ${call.attempts})`;
+    default: return 'waits for a worker';
+  }
+}
+
 /** Resolves to the exit code: 0 when the step succeeded, 1 when it (or getting its input) failed, 2 on misuse. */
 export async function runStepCommand(io: CliIo, values: OptionValues, stepArg: string | undefined, extra: string | undefined): Promise<number> {
   const json = flag(values, 'output-json');
@@ -119,7 +131,8 @@ export async function runStepCommand(io: CliIo, values: OptionValues, stepArg: s
     const stepKey = call?.key ?? def.name;
     const pipeline = call?.pipeline ?? 'local';
     report = { step: def.name, key: stepKey, attempt, runId, ...(call ? { from: { run: from, status: call.status, attempts: call.attempts, ...(call.failure ? { failure: call.failure } : {}) } } : {}), input };
-    say(info, `kaon step run: ${def.name} (key ${stepKey}, attempt ${attempt}${call ? ` of run ${from}, which ${call.status === 'failed' ? `failed: ${call.failure ?? 'no message'}` : `was ${call.status}`}` : ''}) on this machine as ${runId}`);
+    say(info, `kaon step run: ${def.name} (key ${stepKey}, attempt ${attempt}) on this machine as ${runId}`);
+    if (call) say(info, `input from run ${from}, where ${call.key} ${pastTense(call)}`);
 
     const started = Date.now();
     const watch = flag(values, 'watch');
