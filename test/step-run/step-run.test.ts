@@ -1,7 +1,7 @@
 // `kaon step run` against a real run on the real server: a failed Python step reproduced from the run's history,
 // fixed, rerun locally, then `kaon resume` reusing the rest; a TS step with artifact inputs and a corrupt blob;
 // a changed contract; --input without any server; --output-json and exit codes. The worker is `kaon worker` in a
-// temp project (package.json pointing at test/fixtures/step-run) that holds the Python script, so tests can fix it.
+// temp project (package.json pointing at examples/debug-step) that holds the Python script, so tests can fix it.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,11 +15,13 @@ import { connect, RunFailedError, type KaonClient } from '../../src/client';
 import { KaonError, type ArtifactRef } from '../../src/definition';
 import { createArtifactStore, type ArtifactStore } from '../../src/data/store';
 import { normalise as changedNormalise } from '../fixtures/step-run/changed';
-import { normalise, score } from '../fixtures/step-run/steps';
+import { normalise, score } from '../../examples/debug-step/steps';
 import { CliProcess, cliEnv, kaon, type CliResult } from '../cli/cli-process';
 import { ROOT, testServer } from '../support/temporal';
 
-const FIXTURE = path.join(ROOT, 'test/fixtures/step-run');
+const EXAMPLE = path.join(ROOT, 'examples/debug-step');
+const CHANGED = path.join(ROOT, 'test/fixtures/step-run/changed.ts');
+const SCRIPT = 'examples/debug-step/score.py';
 const queue = `step-run-${randomUUID().slice(0, 8)}`;
 
 let project: string;
@@ -70,12 +72,12 @@ describe('kaon step run', { timeout: 300_000 }, () => {
     address = (await testServer()).address;
     project = mkdtempSync(path.join(os.tmpdir(), 'kaon-step-run-'));
     artifactsDir = path.join(project, 'artifacts');
-    mkdirSync(path.join(project, 'steps'));
-    copyFileSync(path.join(FIXTURE, 'score.py'), path.join(project, 'steps/score.py'));
+    mkdirSync(path.join(project, path.dirname(SCRIPT)), { recursive: true });
+    copyFileSync(path.join(ROOT, SCRIPT), path.join(project, SCRIPT));
     writeFileSync(path.join(project, 'package.json'), JSON.stringify({
       name: 'kaon-step-run-fixture',
       private: true,
-      kaon: { workflows: path.join(FIXTURE, 'workflows.ts'), activities: path.join(FIXTURE, 'index.ts') },
+      kaon: { workflows: path.join(EXAMPLE, 'workflows.ts'), activities: path.join(EXAMPLE, 'index.ts') },
     }));
     store = createArtifactStore(`file://${artifactsDir}`, { localDir: path.join(project, '.kaon') });
     connection = await Connection.connect({ address });
@@ -83,8 +85,8 @@ describe('kaon step run', { timeout: 300_000 }, () => {
     worker = new CliProcess(['worker'], { env: env(), cwd: project });
     await worker.waitFor(/^kaon worker: ready/m);
 
-    const run = await client.start('step-debug', {});
-    await assert.rejects(run.result(), (err: unknown) => err instanceof RunFailedError && /\[JP\] Python step "score" \(key score\[JP\], steps\/score.py\) exited with code 1/.test(err.message));
+    const run = await client.start('country-scores', {});
+    await assert.rejects(run.result(), (err: unknown) => err instanceof RunFailedError && /\[JP\] Python step "score" \(key score\[JP\], examples\/debug-step\/score.py\) exited with code 1/.test(err.message));
     failedRun = run.id;
   });
 
@@ -97,7 +99,7 @@ describe('kaon step run', { timeout: 300_000 }, () => {
   test('kaon.stepCall reads the failed call from history: step, input, attempts, failure', async () => {
     const call = await client.stepCall(failedRun, 'score[JP]');
     assert.equal(call.step, 'score');
-    assert.equal(call.pipeline, 'step-debug');
+    assert.equal(call.pipeline, 'country-scores');
     assert.equal(call.status, 'failed');
     assert.equal(call.attempts, 2, 'maximumAttempts 2: the last recorded attempt is the second');
     assert.match(call.failure ?? '', /ZeroDivisionError: division by zero/);
@@ -125,7 +127,7 @@ describe('kaon step run', { timeout: 300_000 }, () => {
     assert.match(f.error?.message ?? '', /mean = sum\(picked\) \/ len\(picked\)/, 'the traceback tail names the line');
 
     // The fix: no value above the threshold means a mean of 0.
-    const script = path.join(project, 'steps/score.py');
+    const script = path.join(project, SCRIPT);
     writeFileSync(script, readFileSync(script, 'utf8').replace('mean = sum(picked) / len(picked)', 'mean = sum(picked) / len(picked) if picked else 0.0'));
 
     const fixed = await cli(['step', 'run', '--from', failedRun, '--key', 'score[JP]', '--watch']);
@@ -144,7 +146,7 @@ describe('kaon step run', { timeout: 300_000 }, () => {
     const made = await store.listByRun(local[1]!);
     assert.equal(made.length, 1);
     assert.equal(made[0]!.name, 'score.json');
-    assert.deepEqual(made[0]!.producer, { pipeline: 'step-debug', runId: local[1], step: 'score[JP]', attempt: 2, local: true });
+    assert.deepEqual(made[0]!.producer, { pipeline: 'country-scores', runId: local[1], step: 'score[JP]', attempt: 2, local: true });
     assert.deepEqual(JSON.parse(readFileSync(blobFile(made[0]!), 'utf8')), { country: 'JP', mean: 0, picked: 0 });
     const lineage = await store.producedBy(made[0]!);
     assert.deepEqual(lineage.map((l) => l.inputs.map((i) => i.name)), [['normalised-JP.txt']]);
@@ -195,7 +197,7 @@ describe('kaon step run', { timeout: 300_000 }, () => {
     try {
       const bad = await cli(['step', 'run', '--from', failedRun, '--key', 'normalise[US]']);
       assert.equal(bad.code, 1);
-      assert.match(bad.stderr, new RegExp(`^kaon step: step normalise\\[US\\] failed: artifact "US\\.txt" ${recorded.data.uri.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is corrupt: its stored bytes hash to [0-9a-f]{12}… \\(14 bytes\\), but the ref says sha256 ${recorded.data.sha256.slice(0, 12)}… \\(${recorded.data.size} bytes\\)\\. To fix: delete the damaged blob .* and re-run step "prepare\\[US\\]" of pipeline "step-debug" \\(run ${failedRun}\\) to store it again \\[KAON_ARTIFACT_CORRUPT\\]$`, 'm'));
+      assert.match(bad.stderr, new RegExp(`^kaon step: step normalise\\[US\\] failed: artifact "US\\.txt" ${recorded.data.uri.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is corrupt: its stored bytes hash to [0-9a-f]{12}… \\(14 bytes\\), but the ref says sha256 ${recorded.data.sha256.slice(0, 12)}… \\(${recorded.data.size} bytes\\)\\. To fix: delete the damaged blob .* and re-run step "prepare\\[US\\]" of pipeline "country-scores" \\(run ${failedRun}\\) to store it again \\[KAON_ARTIFACT_CORRUPT\\]$`, 'm'));
       assert.doesNotMatch(bad.stdout, /step normalise\[US\] succeeded/);
       assert.match(bad.stdout, /^input from run \S+, where normalise\[US\] succeeded in 1 attempt$/m);
     } finally {
@@ -204,7 +206,7 @@ describe('kaon step run', { timeout: 300_000 }, () => {
   });
 
   test('a changed contract is reported field by field (CLI and client)', async () => {
-    const r = await cli(['step', 'run', '--from', failedRun, '--key', 'normalise[US]', '--activities', path.join(FIXTURE, 'changed.ts')]);
+    const r = await cli(['step', 'run', '--from', failedRun, '--key', 'normalise[US]', '--activities', CHANGED]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`^kaon step: the input of normalise\\[US\\] recorded in run ${failedRun} \\(checked against step "normalise" version 2 as it is now\\) is invalid: `, 'm'));
     assert.match(r.stderr, /To fix: the step's input schema changed since that run: make it accept the recorded input again/);
