@@ -17,7 +17,7 @@ export const STEP_RUN_OPTIONS: Record<string, OptionSpec> = {
   attempt: { type: 'string', value: 'n', description: 'run: the attempt the step sees (default: the last recorded one, else 1)' },
   watch: { type: 'boolean', description: "run: show the step's progress and log lines live" },
   'output-json': { type: 'boolean', description: 'run: print {ok, output, artifacts, error} as JSON; exit 0 only on success' },
-  ...PROJECT_OPTIONS,
+  activities: PROJECT_OPTIONS.activities!,
 };
 
 const COMMAND = 'step';
@@ -30,8 +30,7 @@ function verifiedLine(refs: ArtifactRef[]): string {
   return `input artifacts verified: ${refs.map((r) => `${r.name ?? '(unnamed)'} (sha256:${r.sha256.slice(0, 12)})`).join(', ')}`;
 }
 
-function watchLine(out: Output, key: string, e: LocalStepEvent): void {
-  if (e.type === 'verified') return;
+function watchLine(out: Output, key: string, e: Exclude<LocalStepEvent, { type: 'verified' }>): void {
   if (e.type === 'progress') {
     const pct = e.fraction !== undefined ? `${Math.round(e.fraction * 100)}%` : '';
     say(out, `${clock()} ${key} running${pct ? ` ${pct}` : ''}${e.message ? ` ${e.message}` : ''}`);
@@ -110,8 +109,9 @@ export async function runStepCommand(io: CliIo, values: OptionValues, stepArg: s
       throw usageError(COMMAND, `step key ${JSON.stringify(call.key)} of run ${from} is a call of step "${call.step}", not "${stepArg}"`, `drop <step> (the key names its step) or pass ${call.step}`);
     }
 
-    const project = resolveProject(io.cwd, { workflows: str(values, 'workflows'), activities: str(values, 'activities') });
-    const store = openStore(io);
+    const project = resolveProject(io.cwd, { activities: str(values, 'activities') });
+    // The workers' store: without KAON_HOME, <project root>/.kaon (as kaon worker), not <cwd>/.kaon.
+    const store = openStore({ cwd: io.env.KAON_HOME ? io.cwd : project.root, env: io.env });
     const local = localSteps({ activities: loadActivities(project.activities), artifacts: store, runner: { root: project.root } });
     const def = local.steps.get(stepName);
     if (!def) {
@@ -121,7 +121,9 @@ export async function runStepCommand(io: CliIo, values: OptionValues, stepArg: s
         fix: 'pass the activities module `kaon worker` serves (--activities <file>), or a step name it exports',
       });
     }
-    const input = call ? (checkRecordedInput(def, call), call.input) : parseParams(str(values, 'input'), io.cwd);
+    // A recorded input runs as recorded (the step parses it, as on a worker), once it passes today's contract.
+    if (call) checkRecordedInput(def, call);
+    const input = call ? call.input : parseParams(str(values, 'input'), io.cwd);
     const recorded = call ? Math.max(1, call.attempts) : 1;
     if (call && wantedAttempt !== undefined && wantedAttempt > recorded) {
       throw usageError(COMMAND, `--attempt ${wantedAttempt}: run ${from} recorded ${recorded} attempt${recorded === 1 ? '' : 's'} of ${call.key}`, `pass --attempt 1…${recorded} (the input is the same for each; the number is what ctx.attempt / $KAON_ATTEMPT see)`);
