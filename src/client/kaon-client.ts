@@ -10,6 +10,8 @@ import { isPipeline, type AnyPipeline, type PipelineMessages, type PipelineParam
 import { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
 import { KaonSchedules } from './schedules';
+import { checkRecordedInput, readStepCall, type StepCallRecord } from './step-calls';
+import type { StepDef, StepParsedInput } from '../definition/step';
 
 export interface ConnectOptions {
   /** An existing Temporal connection; default: from envconfig (TEMPORAL_ADDRESS, …). */
@@ -177,6 +179,23 @@ export class KaonClient {
       if (err instanceof WorkflowNotFoundError) return { joins: [], waiting: [], handled: 0, errors: [] };
       throw err;
     }
+  }
+
+  /** A past step call of a run, from its history: step, pipeline, recorded input, status, attempts, last failure. */
+  stepCall(runId: string, key: string): Promise<StepCallRecord> {
+    return readStepCall(this.temporal, runId, key);
+  }
+
+  /**
+   * The exact input a past step call got (`train[JP]#2` of a run), to reproduce it. Given the step, the input is
+   * typed from its zod schema and checked against the contract as it is now (every field that no longer validates
+   * is named); without it, the raw recorded value.
+   */
+  async stepInput<S extends StepDef>(runId: string, key: string, step: S): Promise<StepParsedInput<S>>;
+  async stepInput(runId: string, key: string): Promise<unknown>;
+  async stepInput(runId: string, key: string, step?: StepDef): Promise<unknown> {
+    const call = await readStepCall(this.temporal, runId, key);
+    return step ? checkRecordedInput(step, call) : call.input;
   }
 
   /** A handle on an existing run by its id. */

@@ -6,6 +6,8 @@ export const Producer = z.object({
   runId: z.string(),
   step: z.string(),
   attempt: z.number().int().min(0),
+  /** Set when `kaon step run` made it on a developer's machine, outside any Temporal run. */
+  local: z.literal(true).optional(),
 });
 
 /**

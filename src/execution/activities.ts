@@ -51,12 +51,14 @@ export interface StepMemo {
 export type StepActivity = (call: StepCall) => Promise<StepResult>;
 export type StepBatchActivity = (call: BatchCall) => Promise<BatchResult>;
 
-interface Runnable {
+/** A step this worker can run: its contract and how to execute it (a TS function or a runner executor). */
+export interface Runnable {
   def: StepDef;
   exec: (input: unknown, ctx: StepContext) => Promise<unknown>;
 }
 
-function collect(deps: StepActivityDeps): Map<string, Runnable> {
+/** Every runnable step of `deps`, by name (the activity type). Shared by the activities and local runs. */
+export function collectRunnables(deps: Pick<StepActivityDeps, 'impls' | 'steps' | 'executors'>): Map<string, Runnable> {
   const byName = new Map<string, Runnable>();
   const add = (def: StepDef, exec: Runnable['exec']) => {
     const prev = byName.get(def.name);
@@ -109,14 +111,14 @@ function failure(err: unknown, details: StepFailureDetails): unknown {
   return ApplicationFailure.create({ type: e.name || 'Error', message: e.message, nonRetryable: false, details: [details], cause: e });
 }
 
-function refsIn(value: unknown, out: ArtifactRef[] = []): ArtifactRef[] {
+export function refsIn(value: unknown, out: ArtifactRef[] = []): ArtifactRef[] {
   if (isArtifactRef(value)) out.push(value);
   else if (Array.isArray(value)) for (const v of value) refsIn(v, out);
   else if (typeof value === 'object' && value !== null) for (const v of Object.values(value)) refsIn(v, out);
   return out;
 }
 
-function noStore(name: string): KaonError {
+export function noStore(name: string): KaonError {
   return new KaonError({
     code: ErrorCode.config,
     what: `step "${name}" used ctx.artifacts, but this worker has no artifact store`,
@@ -143,7 +145,7 @@ interface ItemEnv {
 }
 
 /** Validate the output and bound its size (invariants 3 and 4). */
-function checkOutput(def: StepDef, raw: unknown, key: string): unknown {
+export function checkOutput(def: StepDef, raw: unknown, key: string): unknown {
   const output = parseOrThrow(def.output, raw, {
     code: ErrorCode.invalidOutput,
     subject: `output of step "${def.name}" (key ${key})`,
@@ -160,7 +162,7 @@ function checkOutput(def: StepDef, raw: unknown, key: string): unknown {
   return output;
 }
 
-function parseInput(def: StepDef, raw: unknown, key: string): unknown {
+export function parseInput(def: StepDef, raw: unknown, key: string): unknown {
   return parseOrThrow(def.input, raw, {
     code: ErrorCode.invalidInput,
     subject: `input of step "${def.name}" (key ${key})`,
@@ -186,7 +188,7 @@ function permanent(err: unknown): boolean {
  * also runs k.map items, one or a batch per call (a BatchCall).
  */
 export function createStepActivities(deps: StepActivityDeps): Record<string, StepActivity> {
-  const runnables = collect(deps);
+  const runnables = collectRunnables(deps);
   const activities: Record<string, StepActivity> = {};
   for (const [name, { def, exec }] of runnables) {
     const single = async (call: StepCall): Promise<StepResult> => {

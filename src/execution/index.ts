@@ -23,5 +23,6 @@ export {
   type ProcessResult,
   type TailLine,
 } from './process';
+export { createLocalStepRunner, type LocalStepCall, type LocalStepEvent, type LocalStepHooks, type LocalStepResult, type LocalStepRunner } from './local';
 export { ensurePythonEnv, pythonEnvKey, type PythonEnvOptions } from './python-env';
 export { createRunnerExecutors, findArtifactRefs, KAON_PYTHON_HELPERS, type ArtifactIO, type RunnerDeps } from './runners';

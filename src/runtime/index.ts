@@ -7,6 +7,7 @@
  * await worker.run();
  */
 export { createKaonWorker, collectSteps, defaultExecutors, stepMemo, type KaonWorker, type KaonWorkerOptions } from './worker';
+export { localSteps, localRunId, type LocalSteps, type LocalStepOptions, type LocalRunResult } from './local-step';
 export { startDevServer, freePort, type DevServer, type DevServerOptions } from './dev-server';
 export { ensureTemporalCli, TEMPORAL_CLI_VERSION } from './temporal-cli';
 export { bundlePipelines, writeWorkflowEntry } from './bundle';

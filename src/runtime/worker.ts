@@ -6,7 +6,7 @@ import { createArtifactStore, type ArtifactStore } from '../data/store';
 import { createMemoTable, memoKey } from '../data/memo';
 import { createRunIndex } from '../data/run-index';
 import { createStepActivities, type StepActivityDeps, type StepMemo } from '../execution/activities';
-import { createRunnerExecutors } from '../execution/runners';
+import { createRunnerExecutors, type RunnerDeps } from '../execution/runners';
 import { createMapActivities } from '../execution/map-activities';
 import { isStepImpl, type StepImpl } from '../execution/implement';
 import { taskQueueFor } from '../workflow/options';
@@ -37,8 +37,9 @@ export interface KaonWorkerOptions {
 }
 
 /** Kaon's process and Python executors, reading and writing artifacts in `store`. */
-export function defaultExecutors(store: ArtifactStore): NonNullable<StepActivityDeps['executors']> {
+export function defaultExecutors(store: Pick<ArtifactStore, 'getPath' | 'put'>, deps: Omit<RunnerDeps, 'artifacts'> = {}): NonNullable<StepActivityDeps['executors']> {
   return createRunnerExecutors({
+    ...deps,
     artifacts: {
       materialise: (ref, dir) => store.getPath(ref, dir),
       save: (file, inputs, producer) => store.put({ path: file.path }, { name: file.name, ...(file.mediaType ? { mediaType: file.mediaType } : {}), producer, inputs }),

@@ -1,8 +1,9 @@
 // Steering a running run: approve or reject a gate, pause and unpause, send a typed message, pause a step's retries.
 import { ErrorCode, KaonError } from '../../definition/errors';
-import { say, str, type CommandSpec } from '../command';
+import { say, str, usageError, type CommandSpec } from '../command';
 import { parseParams } from '../params';
 import { withClient } from '../temporal';
+import { runStepCommand, STEP_RUN_OPTIONS } from './step-run';
 
 function decision(name: 'approve' | 'reject'): CommandSpec {
   return {
@@ -84,16 +85,31 @@ export const sendCommand: CommandSpec = {
 
 export const stepCommand: CommandSpec = {
   name: 'step',
-  summary: "pause or unpause one step's retries (Temporal activity pause), to fix its data first",
+  summary: "run one step on this machine (a past call's exact input with --from), or pause/unpause a step's retries",
   args: [
-    { name: 'action', required: true, description: 'pause | unpause' },
-    { name: 'run', required: true, description: 'the run id' },
-    { name: 'key', required: true, description: 'the step key, e.g. train[JP]' },
+    { name: 'action', required: true, description: 'run | pause | unpause' },
+    { name: 'target', required: false, description: 'run: the step name (optional with --from); pause/unpause: the run id' },
+    { name: 'key', required: false, description: 'pause/unpause: the step key, e.g. train[JP]' },
   ],
-  options: { reason: { type: 'string', value: 'text', description: 'why (kept by Temporal)' } },
+  options: {
+    reason: { type: 'string', value: 'text', description: 'pause: why (kept by Temporal)' },
+    ...STEP_RUN_OPTIONS,
+  },
+  notes: [
+    'Examples:',
+    "  kaon step run --from retrain-recommender-2968d877 --key 'train[JP]#2' --watch",
+    "  kaon step run cleanText --input '{\"text\": \"The cat\"}' --output-json",
+    "  kaon step pause <run> 'train[JP]'",
+    'kaon step run needs no Temporal server (only --from reads the run\'s history); it uses the project\'s activities',
+    'module, Python environments and artifact store (KAON_ARTIFACTS) as `kaon worker` does. Its artifacts carry',
+    'lineage run id local-<time> and local: true; nothing is cached or recorded for resume.',
+  ],
   async run({ io, values, positionals }) {
-    const [action, id, key] = positionals as [string, string, string];
-    if (action !== 'pause' && action !== 'unpause') throw new KaonError({ code: ErrorCode.invalidParams, what: `unknown step action "${action}"`, fix: 'use kaon step pause <run> <key> or kaon step unpause <run> <key>' });
+    const [action, target, key] = positionals as [string, string | undefined, string | undefined];
+    if (action === 'run') return runStepCommand(io, values, target, key);
+    if (action !== 'pause' && action !== 'unpause') throw new KaonError({ code: ErrorCode.invalidParams, what: `unknown step action "${action}"`, fix: 'use kaon step run [step] …, kaon step pause <run> <key> or kaon step unpause <run> <key>' });
+    if (!target || !key) throw usageError('step', `kaon step ${action} needs a <run> and a <step key>`, `run \`kaon step ${action} <run> <step key>\``);
+    const id = target;
     return withClient(io.env, async (kaon) => {
       if (action === 'pause') await kaon.run(id).pauseStep(key, str(values, 'reason'));
       else await kaon.run(id).unpauseStep(key);
