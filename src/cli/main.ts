@@ -7,6 +7,7 @@ import { artifactsCommand } from './commands/artifacts';
 import { cacheCommand } from './commands/cache';
 import { cancelCommand } from './commands/cancel';
 import { demoCommand } from './commands/demo';
+import { deploymentCommand } from './commands/deployment';
 import { devCommand } from './commands/dev';
 import { listCommand } from './commands/list';
 import { resumeCommand } from './commands/resume';
@@ -19,7 +20,7 @@ import { approveCommand, pauseCommand, rejectCommand, sendCommand, stepCommand, 
 
 export const COMMANDS: readonly CommandSpec[] = [
   demoCommand, devCommand, workerCommand, runCommand, statusCommand, listCommand, cancelCommand, resumeCommand,
-  approveCommand, rejectCommand, pauseCommand, unpauseCommand, sendCommand, stepCommand, scheduleCommand, emitCommand, triggersCommand,
+  approveCommand, rejectCommand, pauseCommand, unpauseCommand, sendCommand, stepCommand, scheduleCommand, emitCommand, triggersCommand, deploymentCommand,
   artifactsCommand, artifactCommand, cacheCommand,
 ];
 

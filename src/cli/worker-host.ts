@@ -26,6 +26,8 @@ export interface HostOptions {
   server?: { address: string; namespace: string };
   /** Prefix of the lines printed, e.g. 'kaon worker'. */
   label: string;
+  /** Worker Versioning: serve this build of the deployment (see createKaonWorker). */
+  deployment?: { name?: string; buildId: string; current?: boolean | 'if-none' } | undefined;
   /** Temporal SDK log level unless KAON_LOG_LEVEL says otherwise. Default INFO. */
   logLevel?: LogLevel;
 }
@@ -68,12 +70,14 @@ export async function hostWorker(io: CliIo, project: Project, opts: HostOptions)
       connection,
       namespace,
       shutdownGraceTime: graceMs,
+      ...(opts.deployment ? { deployment: opts.deployment } : {}),
     });
   } catch (err) {
     await connection.close();
     throw err;
   }
   say(io.stdout, `${opts.label}: connected to ${address} (namespace ${namespace})`);
+  if (worker.deployment) say(io.stdout, `  build ${worker.deployment.buildId} of worker deployment ${worker.deployment.name} (runs stay on the build they started on; loops move at continue-as-new)`);
   for (const q of queues) {
     const stepNames = [...(byQueue.get(q) ?? [])].sort();
     const what = [

@@ -11,6 +11,7 @@ export { connect, KaonClient, type ConnectOptions, type StartOptions, type ListO
 export { RunHandle, RunFailedError, type RunStatusInfo, type TemporalStatus, type DecisionOptions } from './run-handle';
 export { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 export { checkRecordedInput, type StepCallRecord, type StepCallStatus } from './step-calls';
+export { KaonDeployments, DEFAULT_DEPLOYMENT, type DeploymentInfo } from './deployments';
 export { KaonSchedules, type ScheduleCreate, type ScheduleInfo, type OverlapPolicy } from './schedules';
 export type { RunState, StepState, StepStatus, RunStatus, GateState } from '../observe/run-state';
 export type { EventsView, PendingJoin } from '../definition/internal/protocol';

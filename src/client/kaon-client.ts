@@ -10,6 +10,7 @@ import { isPipeline, type AnyPipeline, type PipelineMessages, type PipelineParam
 import { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
 import { KaonSchedules } from './schedules';
+import { KaonDeployments } from './deployments';
 import { checkRecordedInput, readStepCall, type StepCallRecord } from './step-calls';
 import type { StepDef, StepParsedInput } from '../definition/step';
 
@@ -55,6 +56,8 @@ function quote(v: string): string {
 export class KaonClient {
   /** Temporal Schedules for pipelines: create, list, describe, pause, unpause, trigger, backfill, update, delete. */
   readonly schedules: KaonSchedules;
+  /** Worker Versioning: the current build of a worker deployment. */
+  readonly deployments: KaonDeployments;
 
   constructor(
     readonly temporal: Client,
@@ -62,6 +65,7 @@ export class KaonClient {
     private readonly ownsConnection: boolean,
   ) {
     this.schedules = new KaonSchedules(temporal, taskQueue);
+    this.deployments = new KaonDeployments(temporal.workflowService, temporal.options.namespace);
   }
 
   async start<P extends AnyPipeline>(pipeline: P, params: PipelineParams<P>, opts?: StartOptions): Promise<RunHandle<PipelineResult<P>, PipelineMessages<P>>>;

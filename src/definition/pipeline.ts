@@ -10,6 +10,8 @@ export interface PipelineMeta<P extends z.ZodType = z.ZodType, M extends Record<
   readonly messages: M;
   /** What starts it besides people and schedules. */
   readonly triggers: readonly Trigger[];
+  /** Under Worker Versioning: stay on the starting build ('pinned') or follow the current one. */
+  readonly versioning: 'pinned' | 'auto-upgrade';
 }
 
 /**

@@ -11,6 +11,7 @@ import { createMapActivities } from '../execution/map-activities';
 import { isStepImpl, type StepImpl } from '../execution/implement';
 import { taskQueueFor } from '../workflow/options';
 import { bundlePipelines } from './bundle';
+import { DEFAULT_DEPLOYMENT, KaonDeployments } from '../client/deployments';
 import { DEFAULT_TASK_QUEUE, nativeConnectionConfig } from './config';
 
 export interface KaonWorkerOptions {
@@ -32,8 +33,21 @@ export interface KaonWorkerOptions {
   executors?: StepActivityDeps['executors'];
   /** The artifact store (and memo table). Default: the one named by KAON_ARTIFACTS, else .kaon/artifacts. */
   artifacts?: ArtifactStore;
+  /**
+   * Worker Versioning: this worker serves build `buildId` of worker deployment `name` (default from
+   * $KAON_DEPLOYMENT and $KAON_BUILD_ID). Runs stay on the build they started on; loops move to the current build
+   * at their next continue-as-new. `current`: make this build current once it polls — 'if-none' (default: only
+   * when the deployment has no current build yet), true (a deploy), or false (promote later, `kaon deployment current`).
+   */
+  deployment?: { name?: string; buildId: string; current?: boolean | 'if-none' };
   /** Extra Temporal worker options (concurrency limits, interceptors…). */
   workerOptions?: Partial<Omit<WorkerOptions, 'taskQueue' | 'activities' | 'workflowsPath' | 'workflowBundle' | 'connection'>>;
+}
+
+function deploymentFromEnv(): KaonWorkerOptions['deployment'] {
+  const buildId = process.env.KAON_BUILD_ID;
+  if (!buildId) return undefined;
+  return { buildId, ...(process.env.KAON_DEPLOYMENT ? { name: process.env.KAON_DEPLOYMENT } : {}) };
 }
 
 /** Kaon's process and Python executors, reading and writing artifacts in `store`. */
@@ -66,6 +80,8 @@ export function stepMemo(store: ArtifactStore): StepMemo & { flush(): Promise<vo
 
 export interface KaonWorker {
   readonly taskQueue: string;
+  /** The deployment and build this worker serves under Worker Versioning, if any. */
+  readonly deployment?: { name: string; buildId: string };
   /** Task queues actually polled. */
   readonly polled: readonly string[];
   run(): Promise<void>;
@@ -101,6 +117,11 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   const namespace = opts.namespace ?? nativeConnectionConfig().namespace;
   const grace = toMs(opts.shutdownGraceTime ?? '30s', 'shutdownGraceTime');
   const bundle = opts.workflowBundle ?? (wanted.includes('default') ? await bundlePipelines(opts.workflowsPath) : undefined);
+  const deployment = opts.deployment ?? deploymentFromEnv();
+  const deploymentName = deployment ? (deployment.name ?? DEFAULT_DEPLOYMENT) : undefined;
+  if (deployment && !/^[A-Za-z0-9_.:-]{1,200}$/.test(deployment.buildId)) {
+    throw new KaonError({ code: ErrorCode.config, what: `build id ${JSON.stringify(deployment.buildId)} is not valid`, fix: "use letters, digits and '_.:-', e.g. the git commit: --build-id $(git rev-parse --short HEAD)" });
+  }
   const workers: Worker[] = [];
   for (const q of wanted) {
     const isDefault = q === 'default';
@@ -115,15 +136,29 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
         // Cancellation reaches a step through heartbeats; keep the throttle short so it arrives in seconds.
         defaultHeartbeatThrottleInterval: '1s',
         maxHeartbeatThrottleInterval: '2s',
+        ...(deployment && deploymentName
+          ? { workerDeploymentOptions: { version: { deploymentName, buildId: deployment.buildId }, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' as const } }
+          : {}),
         ...opts.workerOptions,
       }),
     );
   }
   const polled = workers.map((w) => w.options.taskQueue);
   // Resume records are write-behind: a stopped worker has written all of them.
-  const runAll = () => Promise.all(workers.map((w) => w.run())).then(() => memo.flush());
+  const promote = async () => {
+    if (!deployment || !deploymentName || deployment.current === false) return;
+    const d = new KaonDeployments(connection.workflowService, namespace);
+    if (deployment.current !== true && (await d.describe(deploymentName))?.current) return;
+    await d.setCurrent(deployment.buildId, { deployment: deploymentName, identity: `kaon worker ${deployment.buildId}` });
+  };
+  const runAll = () => {
+    const running = Promise.all(workers.map((w) => w.run()));
+    promote().catch((err: unknown) => process.emitWarning(`kaon: ${err instanceof Error ? err.message : String(err)}`));
+    return running.then(() => memo.flush());
+  };
   return {
     taskQueue,
+    ...(deployment && deploymentName ? { deployment: { name: deploymentName, buildId: deployment.buildId } } : {}),
     polled,
     run: runAll,
     shutdown: () => {

@@ -1,4 +1,4 @@
-import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
 import { ErrorCode } from '../definition/errors';
 import { MAP_WORKFLOW, SHARD_WORKFLOW } from '../definition/internal/map';
 import { EVENTS_WORKFLOW } from '../definition/internal/protocol';
@@ -16,7 +16,7 @@ export function pipelineDispatcher(mod: Record<string, unknown>): (...args: unkn
   for (const v of Object.values(mod)) if (isPipeline(v)) byName.set(v.kaon.name, v);
   // Kaon's own workflows: a sweep's coordinator and its shards.
   const builtins = new Map<string, (...a: never[]) => Promise<unknown>>([[MAP_WORKFLOW, kaonMap], [SHARD_WORKFLOW, kaonMapShard], [EVENTS_WORKFLOW, kaonEvents]]);
-  return async function kaonDispatch(...args: unknown[]): Promise<unknown> {
+  const dispatch = async function kaonDispatch(...args: unknown[]): Promise<unknown> {
     const type = workflowInfo().workflowType;
     const builtin = builtins.get(type);
     if (builtin) return (builtin as (...a: unknown[]) => Promise<unknown>)(...args);
@@ -30,4 +30,11 @@ export function pipelineDispatcher(mod: Record<string, unknown>): (...args: unkn
     }
     return (p as (...a: unknown[]) => Promise<unknown>)(...args);
   };
+  // Under Worker Versioning (a worker started with a deployment and build id), a run stays on the build it started
+  // on unless its pipeline says 'auto-upgrade'. The events workflow never ends, so it follows the current build.
+  setWorkflowOptions(() => {
+    const type = workflowInfo().workflowType;
+    return { versioningBehavior: type === EVENTS_WORKFLOW || byName.get(type)?.kaon.versioning === 'auto-upgrade' ? 'AUTO_UPGRADE' : 'PINNED' };
+  }, dispatch);
+  return dispatch;
 }

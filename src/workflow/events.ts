@@ -2,7 +2,7 @@
 // event to it with signal-with-start, so an event is durable once emit returns, worker or not. For each event it
 // starts the runs of the matching triggers (deterministic ids: once per trigger and event id) and keeps the state
 // of pending joins. It continues-as-new every few hundred events, carrying that state and any queued events.
-import { allHandlersFinished, condition, continueAsNew, defineQuery, defineSignal, getExternalWorkflowHandle, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, defineQuery, makeContinueAsNewFunc, defineSignal, getExternalWorkflowHandle, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import { EVENT_SIGNAL, matchesFilter, QUERY_JOINS, SUBSCRIBE_SIGNAL, type EventMessage, type EventsView, type PendingJoin, type Subscription } from '../definition/internal/protocol';
 import { deliverSignal } from './control';
 import { idPart, startTriggered, triggers, type RegisteredTrigger } from './triggers';
@@ -124,5 +124,5 @@ export async function kaonEvents(carried?: EventsState): Promise<never> {
     publish();
   }
   await condition(allHandlersFinished);
-  return continueAsNew<typeof kaonEvents>({ queue, joins, handled, errors, subscribers, delivered });
+  return makeContinueAsNewFunc<typeof kaonEvents>({ initialVersioningBehavior: 'AUTO_UPGRADE' })({ queue, joins, handled, errors, subscribers, delivered });
 }

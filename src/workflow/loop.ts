@@ -35,5 +35,7 @@ export async function continueRun(core: RunCore, nextParams: unknown): Promise<n
   const { resumeFrom: _resumeFrom, ...keep } = core.run;
   const carried = core.control.carry();
   const next: RunOptions = { ...keep, loop, ...(carried.subscribed.length ? { events: carried } : {}) };
-  return makeContinueAsNewFunc({ workflowType: pipeline.name })(params, next);
+  // Under Worker Versioning the run is pinned to its build; the next execution starts on the current build, so a
+  // loop picks up a deploy at its next iteration (its params are the contract between the two builds).
+  return makeContinueAsNewFunc({ workflowType: pipeline.name, initialVersioningBehavior: 'AUTO_UPGRADE' })(params, next);
 }

@@ -29,6 +29,12 @@ export interface PipelineConfig<P extends z.ZodType, R, M extends MessageSchemas
   limits?: { historyEvents?: number };
   /** Temporal priority of this pipeline's steps and children: 1 (first) … 5; default 3. A start may override it. */
   priority?: number;
+  /**
+   * Under Worker Versioning: 'pinned' (default) keeps a run on the build it started on; a loop still moves to the
+   * current build at each k.continueAsNew. 'auto-upgrade' moves a running run to a new build at once, so every
+   * change to its code must replay its old histories (use patched()).
+   */
+  versioning?: 'pinned' | 'auto-upgrade';
 }
 
 export const progressQuery = defineQuery<RunState>(QUERY_PROGRESS);
@@ -98,6 +104,6 @@ export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas 
   };
   Object.defineProperty(workflow, 'name', { value: name });
   return Object.assign(workflow, {
-    kaon: Object.freeze({ name, params: config.params, description: config.description, messages: config.messages ?? ({} as M), triggers: (config.triggers ?? []) as readonly Trigger[] }),
+    kaon: Object.freeze({ name, params: config.params, description: config.description, versioning: config.versioning ?? 'pinned', messages: config.messages ?? ({} as M), triggers: (config.triggers ?? []) as readonly Trigger[] }),
   }) as Pipeline<P, R, M>;
 }

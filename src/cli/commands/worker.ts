@@ -1,4 +1,5 @@
-import { list, str, type CommandSpec } from '../command';
+import { ErrorCode, KaonError } from '../../definition/errors';
+import { flag, list, str, type CommandSpec } from '../command';
 import { PROJECT_OPTIONS, resolveProject } from '../project';
 import { hostWorker, runUntilSignal } from '../worker-host';
 
@@ -9,12 +10,26 @@ export const workerCommand: CommandSpec = {
     queues: { type: 'string', multiple: true, value: 'a,b', description: "queues to serve: 'default' (pipelines + steps without a queue) and step queues (default: all)" },
     'task-queue': { type: 'string', value: 'name', description: 'task queue of the pipelines (default $KAON_TASK_QUEUE or kaon)' },
     grace: { type: 'string', value: 'duration', description: 'on SIGINT/SIGTERM, how long in-flight steps may finish (default 30s)' },
+    'build-id': { type: 'string', value: 'id', description: 'Worker Versioning: serve this build (default $KAON_BUILD_ID); runs stay on the build they started on' },
+    deployment: { type: 'string', value: 'name', description: 'Worker Versioning: the deployment (default $KAON_DEPLOYMENT or kaon)' },
+    current: { type: 'boolean', description: "make this build current once it polls (default: only a deployment's first build)" },
     ...PROJECT_OPTIONS,
   },
-  notes: ['Examples:', '  kaon worker', '  TEMPORAL_ADDRESS=temporal.internal:7233 kaon worker --queues python --grace 5m'],
+  notes: [
+    'Examples:',
+    '  kaon worker',
+    '  TEMPORAL_ADDRESS=temporal.internal:7233 kaon worker --queues python --grace 5m',
+    '  kaon worker --build-id $(git rev-parse --short HEAD) --current   # a deploy: new runs start on this build',
+  ],
   async run({ io, values }) {
     const project = resolveProject(io.cwd, { workflows: str(values, 'workflows'), activities: str(values, 'activities') });
-    const hosted = await hostWorker(io, project, { label: 'kaon worker', queues: list(values, 'queues'), taskQueue: str(values, 'task-queue'), grace: str(values, 'grace') });
+    const buildId = str(values, 'build-id') ?? io.env.KAON_BUILD_ID;
+    const name = str(values, 'deployment') ?? io.env.KAON_DEPLOYMENT;
+    if (!buildId && (name || flag(values, 'current'))) {
+      throw new KaonError({ code: ErrorCode.config, what: '--deployment and --current need a build id', fix: 'add --build-id <id> (or set KAON_BUILD_ID), e.g. the git commit' });
+    }
+    const deployment = buildId ? { buildId, ...(name ? { name } : {}), current: flag(values, 'current') ? true : ('if-none' as const) } : undefined;
+    const hosted = await hostWorker(io, project, { label: 'kaon worker', queues: list(values, 'queues'), taskQueue: str(values, 'task-queue'), grace: str(values, 'grace'), deployment });
     await runUntilSignal(io, hosted, 'kaon worker');
     return 0;
   },
