@@ -7,6 +7,9 @@ import { ErrorCode, KaonError } from '../definition/errors';
 const NOT_FOUND = 5;
 const FAILED_PRECONDITION = 9;
 
+/** temporal.api.enums.v1.WorkerDeploymentVersionStatus, by number. */
+const VERSION_STATUS: Record<number, string> = { 0: 'UNSPECIFIED', 1: 'INACTIVE', 2: 'CURRENT', 3: 'RAMPING', 4: 'DRAINING', 5: 'DRAINED' };
+
 type Service = Pick<temporal.api.workflowservice.v1.WorkflowService, 'describeWorkerDeployment' | 'setWorkerDeploymentCurrentVersion'>;
 
 /** Kaon's deployment name unless $KAON_DEPLOYMENT or an option names another. */
@@ -39,7 +42,7 @@ export class KaonDeployments {
       const current = info?.routingConfig?.currentDeploymentVersion?.buildId || null;
       const versions = (info?.versionSummaries ?? []).map((v) => ({
         buildId: v.deploymentVersion?.buildId ?? '',
-        status: String(v.status ?? '').replace(/^WORKER_DEPLOYMENT_VERSION_STATUS_/, ''),
+        status: VERSION_STATUS[Number(v.status ?? 0)] ?? String(v.status),
         createdAt: v.createTime?.seconds != null ? new Date(Number(v.createTime.seconds) * 1000) : null,
       }));
       return { name, current, versions };

@@ -30,11 +30,14 @@ export function pipelineDispatcher(mod: Record<string, unknown>): (...args: unkn
     }
     return (p as (...a: unknown[]) => Promise<unknown>)(...args);
   };
-  // Under Worker Versioning (a worker started with a deployment and build id), a run stays on the build it started
-  // on unless its pipeline says 'auto-upgrade'. The events workflow never ends, so it follows the current build.
+  // Under Worker Versioning (a worker started with a deployment and build id), runs are pinned to the build they
+  // started on (the worker's default) unless the pipeline says 'auto-upgrade'. The events workflow never ends, so it
+  // follows the current build. An unversioned worker refuses any behaviour, so none is set there.
   setWorkflowOptions(() => {
-    const type = workflowInfo().workflowType;
-    return { versioningBehavior: type === EVENTS_WORKFLOW || byName.get(type)?.kaon.versioning === 'auto-upgrade' ? 'AUTO_UPGRADE' : 'PINNED' };
+    const info = workflowInfo();
+    if (!info.currentDeploymentVersion?.deploymentName) return {};
+    const upgrade = info.workflowType === EVENTS_WORKFLOW || byName.get(info.workflowType)?.kaon.versioning === 'auto-upgrade';
+    return upgrade ? { versioningBehavior: 'AUTO_UPGRADE' } : {};
   }, dispatch);
   return dispatch;
 }

@@ -77,7 +77,7 @@ describe('kaon demo and kaon dev', { timeout: 400_000 }, () => {
       await dev.waitFor(/^kaon dev: ready; Ctrl-C to stop/m, 150_000);
       assert.match(dev.stdout, new RegExp(`^kaon dev: Temporal 127\\.0\\.0\\.1:${port} \\(namespace default\\)$`, 'm'));
       assert.match(dev.stdout, new RegExp(`^kaon dev: Web UI {3}http://127\\.0\\.0\\.1:${uiPort}$`, 'm'));
-      assert.match(dev.stdout, new RegExp(`^  task queue ${queue}: pipelines ml-demo, retrain-recommender; steps `, 'm'));
+      assert.match(dev.stdout, new RegExp(`^  task queue ${queue}: pipelines ml-demo, recommender-loop, retrain-country, retrain-recommender; steps `, 'm'));
 
       // Another shell: the address of the dev server (KAON_DEV_PORT tells the CLI which UI belongs to it).
       const r = await kaon(['run', 'ml-demo', '--params', '{"seed":1,"rows":200}', '--wait'], { env: cliEnv({ TEMPORAL_ADDRESS: `127.0.0.1:${port}`, ...ports }) });

@@ -54,7 +54,8 @@ test('a loop moves from build v1 to v2 at its next continue-as-new; a pinned v1 
       assert.match(made.stdout, /build v2 is current in deployment dep-/);
       const shown = await kaon(['deployment', 'describe', '--deployment', deployment], { env: childEnv });
       assert.match(shown.stdout, new RegExp(`deployment ${deployment}: current build v2`));
-      assert.match(shown.stdout, /\n {2}v1 {2}[A-Z_]+/);
+      assert.match(shown.stdout, /\n {2}v2 {2}CURRENT {2}since /);
+      assert.match(shown.stdout, /\n {2}v1 {2}DRAINING {2}since /, 'v1 still has pinned runs');
       const info = await env.kaon.deployments.describe(deployment);
       assert.equal(info?.current, 'v2');
       assert.deepEqual(info?.versions.map((v) => v.buildId).sort(), ['v1', 'v2']);
