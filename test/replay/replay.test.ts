@@ -9,6 +9,7 @@ import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { bundlePipelines } from '../../src/runtime/bundle';
 import { ROOT } from '../support/temporal';
+import { SHIPPED } from './shipped';
 
 const history = historyFromJSON(JSON.parse(readFileSync(path.join(ROOT, 'test/fixtures/histories/ml-demo.json'), 'utf8')));
 
@@ -37,3 +38,15 @@ for (const [name, what, workflowId] of [['map-parent', 'sweep parent', mapRun], 
   });
 }
 const mapBundle = bundlePipelines(path.join(ROOT, 'test/fixtures/scale/workflows.ts'));
+
+// Every shipped pipeline (workflows/ and examples/), recorded by test/replay/record-shipped.ts from real runs.
+for (const s of SHIPPED) {
+  const bundle = bundlePipelines(path.join(ROOT, s.module));
+  for (const f of s.fixtures) {
+    test(`the recorded ${f.name} history (${s.module}) replays against the current code`, async () => {
+      const recorded = historyFromJSON(JSON.parse(readFileSync(path.join(ROOT, `test/fixtures/histories/${f.name}.json`), 'utf8')));
+      assert.ok((recorded.events?.length ?? 0) > 10, 'a real history');
+      await Worker.runReplayHistory({ workflowBundle: await bundle, replayName: f.name }, recorded, f.workflowId);
+    });
+  }
+}

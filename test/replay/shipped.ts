@@ -44,7 +44,11 @@ export const SHIPPED: Shipped[] = [
       const batch = await r.start(retrainRecommender, {});
       await batch.result();
       await r.save('retrain-recommender', batch.id);
-      // Two iterations of the loop: a first champion, then a challenger (approved if it needs a person).
+      // Two iterations of the loop: a first champion, then a challenger (approved if it needs a person). An event
+      // first, so the events workflow exists and the loop subscribes by signal: a replay runs on another task queue,
+      // so a start of the events workflow (its id names the queue) would not match.
+      await r.emit(viewingHistory, { country: 'US', date: '2026-11-20' }, 'US-2026-11-20');
+      await new Promise((res) => setTimeout(res, 1000));
       const loop = await r.start(recommenderLoop, { country: 'JP', iterations: 2, margin: 1 });
       const first = await runId(loop);
       await r.until(async () => (await loop.progress()).steps.some((s) => s.step === 'waitFor'));
