@@ -36,7 +36,13 @@ export const ingest = defineStep({
   name: 'ingest',
   version: 1,
   description: 'Synthetic implicit-feedback viewing data per country, as .npz artifacts',
-  input: z.object({ date: z.string(), seed: z.number().int(), countries: z.array(CountrySpec).min(1) }),
+  input: z.object({
+    date: z.string(),
+    seed: z.number().int(),
+    countries: z.array(CountrySpec).min(1),
+    /** A day of the same world: the same tastes, that day's views. Without it, the seed decides everything. */
+    day: z.number().int().optional(),
+  }),
   output: z.object({
     date: z.string(),
     datasets: z.record(z.string(), z.object({ interactions: ArtifactRef, rows: z.number().int(), users: z.number().int(), titles: z.number().int() })),

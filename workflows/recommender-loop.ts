@@ -2,13 +2,20 @@ import { ChildWorkflowFailure } from '@temporalio/workflow';
 import { z } from 'zod';
 import { ArtifactRef } from '../src/definition';
 import { definePipeline } from '../src/workflow';
-import { appendChampionHistory, CountrySpec, publishModel, type ChampionEntry } from '../activities/recommender';
+import { appendChampionHistory, CountrySpec, evaluateRecommender, Hyperparameters, publishModel, type ChampionEntry } from '../activities/recommender';
 import { viewingHistory } from './events';
 import { DEFAULT_COUNTRIES, RetrainCountryParams, retrainCountry } from './recommender';
 
 const DAY = 86_400_000;
 
-const Champion = z.object({ version: z.string(), date: z.string(), ndcgAtK: z.number(), lift: z.number() });
+const Champion = z.object({
+  version: z.string(),
+  date: z.string(),
+  ndcgAtK: z.number(),
+  lift: z.number(),
+  /** Added after the first release: state carried from older builds has none (then NDCG is compared as recorded). */
+  model: ArtifactRef.optional(),
+});
 
 export const RecommenderLoopParams = z.object({
   country: z.string().regex(/^[A-Z]{2}$/, 'a two-letter country code such as "JP"'),
@@ -19,6 +26,11 @@ export const RecommenderLoopParams = z.object({
    * approval; by more, it is promoted at once; not at all, it is not.
    */
   margin: z.number().min(0).max(10).default(0.03),
+  /**
+   * The challenger must beat the popularity baseline's NDCG by this much at all (0.25 is 25%). Lower than the
+   * batch pipeline's 50%: here the champion, not the baseline, is the bar to promotion.
+   */
+  minLift: z.number().default(0.25),
   approvalTimeout: z.string().default('3 days'),
   onApprovalTimeout: z.enum(['approve', 'reject']).default('reject'),
   /** The daily tick: retrain on yesterday's partition at this hour (UTC) unless an event already brought it. */
@@ -26,13 +38,20 @@ export const RecommenderLoopParams = z.object({
   /** Stop after this many retrains (tests, demos). Default: never. */
   iterations: z.number().int().min(1).optional(),
   registry: z.string().default('.kaon/registry'),
-  /** The child retrain's settings (validation loop, metrics, data quality); its defaults otherwise. */
-  settings: RetrainCountryParams.omit({ date: true, country: true, seed: true }).partial().default({}),
+  /** The child retrain's other settings (validation loop, metrics, data quality); its defaults otherwise. */
+  settings: RetrainCountryParams.omit({ date: true, country: true, day: true, minLift: true }).partial().default({}),
   // State carried from one iteration to the next (continue-as-new): not for people to set.
   iteration: z.number().int().min(0).default(0),
   champion: Champion.nullable().default(null),
   history: ArtifactRef.nullable().default(null),
   lastDate: z.iso.date().nullable().default(null),
+});
+
+/** Steer a running loop: the next retrains use these settings (kept across continue-as-new). */
+export const Tune = z.object({
+  grid: z.array(Hyperparameters).min(1).optional(),
+  margin: z.number().min(0).max(10).optional(),
+  minLift: z.number().optional(),
 });
 
 export interface LoopOutcome {
@@ -52,10 +71,21 @@ export const recommenderLoop = definePipeline({
   name: 'recommender-loop',
   description: 'Retrain one country for ever: on viewing-history data or a daily tick → retrain-country → metric gate (+ approval within a margin) → publish',
   params: RecommenderLoopParams,
-  async run(p, k): Promise<LoopOutcome> {
+  messages: { tune: Tune },
+  // One loop per country: `kaon run recommender-loop --params '{"country":"JP"}'` is run recommender-loop--JP.
+  runKey: (p) => p.country,
+  async run(params, k): Promise<LoopOutcome> {
+    // `kaon send <run> tune --value '{"margin":0.1}'`: applies from the next retrain on, and to every one after.
+    let p = params;
+    k.onMessage('tune', (t) => {
+      p = { ...p, ...(t.margin !== undefined ? { margin: t.margin } : {}), ...(t.minLift !== undefined ? { minLift: t.minLift } : {}), settings: { ...p.settings, ...(t.grid ? { grid: t.grid } : {}) } };
+      return { margin: p.margin, minLift: p.minLift, grid: p.settings.grid ?? null };
+    });
     const spec = p.spec ?? countrySpec(p.country);
     const champ = p.champion;
-    k.summary(champ ? `champion ${champ.version} (NDCG ${champ.ndcgAtK.toFixed(4)}) · ${p.iteration} retrains` : `no champion yet · ${p.iteration} retrains`);
+    k.summary(
+      [champ ? `champion ${champ.version} (NDCG ${champ.ndcgAtK.toFixed(4)})` : 'no champion yet', `${p.iteration} retrains`, ...(p.history ? [`history sha256:${p.history.sha256}`] : [])].join(' · '),
+    );
 
     // Wait for data: an event for this country, or the daily tick for a partition no event brought.
     let date: string;
@@ -77,21 +107,25 @@ export const recommenderLoop = definePipeline({
     let entry: ChampionEntry;
     let champion = champ;
     try {
-      const c = await k.child(retrainCountry, { ...p.settings, date, seed: daySeed(date), country: spec }, { key: `retrain[${date}]` });
+      const c = await k.child(retrainCountry, { ...p.settings, minLift: p.minLift, date, day: dayNumber(date), country: spec }, { key: `retrain[${date}]` });
       const challenger = { version, ndcgAtK: c.metrics.ndcgAtK, lift: c.metrics.lift, rank: c.hyperparameters.rank, trainings: c.trainings };
-      const vs = champ ? (c.metrics.ndcgAtK - champ.ndcgAtK) / champ.ndcgAtK : Infinity;
+      // Each day's data differs: the champion is scored again on the challenger's holdout, so both meet one test.
+      const bar = champ?.model
+        ? (await k.step(evaluateRecommender, { country: p.country, model: champ.model, train: c.features.train, holdout: c.features.holdout, k: c.metrics.k }, { key: 'evaluate-champion' })).ndcgAtK
+        : champ?.ndcgAtK;
+      const vs = champ && bar !== undefined ? (c.metrics.ndcgAtK - bar) / bar : Infinity;
       let verdict: Pick<ChampionEntry, 'decision' | 'reason' | 'by' | 'comment'>;
-      if (!c.accepted) verdict = { decision: 'not-accepted', reason: `lift over the popularity baseline ${pct(c.metrics.lift)} is below the required ${pct(p.settings.minLift ?? 0.5)} after ${c.trainings} trainings` };
+      if (!c.accepted) verdict = { decision: 'not-accepted', reason: `lift over the popularity baseline ${pct(c.metrics.lift)} is below the required ${pct(p.minLift)} after ${c.trainings} trainings` };
       else if (!champ) verdict = { decision: 'first-champion', reason: 'no champion yet' };
-      else if (vs <= 0) verdict = { decision: 'kept', reason: `NDCG ${c.metrics.ndcgAtK.toFixed(4)} does not beat champion ${champ.version} (${champ.ndcgAtK.toFixed(4)})` };
-      else if (vs >= p.margin) verdict = { decision: 'promoted', reason: `NDCG ${c.metrics.ndcgAtK.toFixed(4)} beats champion ${champ.version} by ${pct(vs)} (margin ${pct(p.margin)})` };
+      else if (vs <= 0) verdict = { decision: 'kept', reason: `NDCG ${c.metrics.ndcgAtK.toFixed(4)} does not beat champion ${champ.version} (${bar!.toFixed(4)} on the same data)` };
+      else if (vs >= p.margin) verdict = { decision: 'promoted', reason: `NDCG ${c.metrics.ndcgAtK.toFixed(4)} beats champion ${champ.version} (${bar!.toFixed(4)} on the same data) by ${pct(vs)} (margin ${pct(p.margin)})` };
       else {
         const d = await k.approval('promote', {
           timeout: p.approvalTimeout,
           onTimeout: p.onApprovalTimeout,
-          details: { country: p.country, date, challenger, champion: champ, improvement: vs, margin: p.margin },
+          details: { country: p.country, date, challenger, champion: { version: champ.version, ndcgAtK: bar }, improvement: vs, margin: p.margin },
         });
-        const why = `beats champion ${champ.version} by ${pct(vs)}, within the ${pct(p.margin)} margin`;
+        const why = `NDCG ${c.metrics.ndcgAtK.toFixed(4)} beats champion ${champ.version} (${bar!.toFixed(4)} on the same data) by ${pct(vs)}, within the ${pct(p.margin)} margin`;
         verdict = {
           decision: d.approved ? 'approved' : 'rejected',
           reason: d.timedOut ? `${why}; nobody decided within ${p.approvalTimeout}` : why,
@@ -111,7 +145,7 @@ export const recommenderLoop = definePipeline({
           champion: champ ? { version: champ.version, ndcgAtK: champ.ndcgAtK } : null,
           lineage: { pipeline: 'recommender-loop', run: k.runId, iteration, trigger, interactions: c.interactions, train: c.features.train, holdout: c.features.holdout, model: c.model, dataQuality: c.dataQuality },
         }, { key: 'publish' });
-        champion = { version, date, ndcgAtK: c.metrics.ndcgAtK, lift: c.metrics.lift };
+        champion = { version, date, ndcgAtK: c.metrics.ndcgAtK, lift: c.metrics.lift, model: c.model };
       }
       entry = { ...base, ...verdict, challenger, champion: champion && { version: champion.version, date: champion.date, ndcgAtK: champion.ndcgAtK } };
     } catch (err) {
@@ -144,9 +178,9 @@ export function isoDate(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
-/** Each day's partition gets its own synthetic data. */
-export function daySeed(date: string): number {
-  return Math.floor(Date.parse(`${date}T00:00:00Z`) / DAY) % 10_000;
+/** Days since 1970: each day's partition gets its own sample of the country's views. */
+export function dayNumber(date: string): number {
+  return Math.floor(Date.parse(`${date}T00:00:00Z`) / DAY);
 }
 
 function pct(x: number): string {

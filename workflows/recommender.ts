@@ -137,6 +137,8 @@ function dataQualityFailure(quality: { problems: string[]; report: ArtifactRef }
 export const RetrainCountryParams = RecommenderParams.pick({ seed: true, k: true, minLift: true, grid: true, maxRetrains: true, epochs: true, itersPerEpoch: true, holdoutFraction: true, minRows: true, maxNullRate: true }).extend({
   date: z.iso.date(),
   country: CountrySpec,
+  /** The day's views of the same world (the loop passes one per date); without it the seed decides the data. */
+  day: z.number().int().optional(),
 });
 
 /** One country's retrain, as a child pipeline of recommender-loop: ingest → validate → featurize → train ⟲ evaluate. */
@@ -145,7 +147,7 @@ export const retrainCountry = definePipeline({
   description: "One country's retrain (the recommender loop's child): ingest → validate → featurize → train ⟲ evaluate",
   params: RetrainCountryParams,
   async run(p, k) {
-    const data = await k.step(ingest, { date: p.date, seed: p.seed, countries: [p.country] });
+    const data = await k.step(ingest, { date: p.date, seed: p.seed, countries: [p.country], ...(p.day !== undefined ? { day: p.day } : {}) });
     const quality = await k.step(validateData, { date: p.date, datasets: data.datasets, minRows: p.minRows, maxNullRate: p.maxNullRate });
     if (!quality.ok) throw dataQualityFailure(quality);
     const interactions = data.datasets[p.country.code]!.interactions;

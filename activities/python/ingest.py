@@ -10,7 +10,7 @@ for i, c in enumerate(p["countries"]):
     rows, cols, counts = recsys.generate(
         seed=p["seed"] * 1000 + c["seed"], users=c["users"], titles=c["titles"], taste_rank=c["tasteRank"],
         taste_strength=c["tasteStrength"], popularity_weight=c["popularityWeight"],
-        views_per_user=c["viewsPerUser"], null_rate=c["nullRate"])
+        views_per_user=c["viewsPerUser"], null_rate=c["nullRate"], day=p.get("day"))
     path = os.path.join(k.output_dir(), "interactions-%s.npz" % c["code"])
     np.savez_compressed(path, user=rows, title=cols, count=counts, users=c["users"], titles=c["titles"])
     ref = k.save_artifact(path, name="interactions-%s.npz" % c["code"], media_type="application/x-npz")

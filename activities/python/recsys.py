@@ -14,12 +14,15 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402  (after the thread settings)
 
 
-def generate(seed, users, titles, taste_rank, taste_strength, popularity_weight, views_per_user, null_rate=0.0):
+def generate(seed, users, titles, taste_rank, taste_strength, popularity_weight, views_per_user, null_rate=0.0, day=None):
     rng = np.random.default_rng(seed)
     p = rng.normal(size=(users, taste_rank)) / np.sqrt(taste_rank)
     q = rng.normal(size=(titles, taste_rank))
     log_pop = -np.log(np.arange(1, titles + 1))
     rng.shuffle(log_pop)
+    if day is not None:
+        # Another day of the same world: the tastes stay, the views are sampled afresh.
+        rng = np.random.default_rng([seed, day])
     logits = taste_strength * (p @ q.T) + popularity_weight * log_pop[None, :]
     rows, cols = [], []
     for u in range(users):

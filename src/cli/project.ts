@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
+import { isEventDef, type EventDef } from '../definition/events';
 import { isPipeline, type Pipeline } from '../definition/pipeline';
 import { projectRoot } from '../runtime/paths';
 import type { OptionSpec } from './command';
@@ -100,6 +101,11 @@ export function loadPipelines(file: string): Map<string, Pipeline> {
     });
   }
   return byName;
+}
+
+/** The events a workflows module exports (defineEvent values: what k.waitFor waits for). */
+export function loadEvents(file: string): EventDef[] {
+  return Object.values(loadModule(file, 'workflows')).filter(isEventDef);
 }
 
 export function loadActivities(file: string): Record<string, unknown> {

@@ -97,13 +97,18 @@ export class KaonClient {
 
   private async startRun(pipeline: AnyPipeline | string, params: unknown, opts: StartOptions & { resumeFrom?: StepCall['resumeFrom'] }): Promise<RunHandle> {
     const name = typeof pipeline === 'string' ? pipeline : pipeline.kaon.name;
+    let derivedKey = false;
     if (isPipeline(pipeline)) {
       // Validate before anything reaches the server: bad params never create a run.
-      parseOrThrow(pipeline.kaon.params, params, {
+      const parsed = parseOrThrow(pipeline.kaon.params, params, {
         code: ErrorCode.invalidParams,
         subject: `params of pipeline "${name}"`,
         fix: 'correct the params to match the pipeline schema and start again',
       });
+      if (opts.runKey === undefined && pipeline.kaon.runKey) {
+        opts = { ...opts, runKey: pipeline.kaon.runKey(parsed) };
+        derivedKey = true;
+      }
     }
     if (opts.runKey !== undefined && !RUN_KEY.test(opts.runKey)) {
       throw new KaonError({
@@ -126,7 +131,7 @@ export class KaonClient {
         priority: { fairnessKey: fairnessKeyFor(workflowId), ...(opts.priority !== undefined ? { priorityKey: opts.priority } : {}) },
         // Same key while running (conflict) or after it closed (reuse): the server refuses, we return that run.
         workflowIdConflictPolicy: 'FAIL',
-        workflowIdReusePolicy: opts.runKey ? 'REJECT_DUPLICATE' : 'ALLOW_DUPLICATE',
+        workflowIdReusePolicy: derivedKey ? 'ALLOW_DUPLICATE_FAILED_ONLY' : opts.runKey ? 'REJECT_DUPLICATE' : 'ALLOW_DUPLICATE',
         typedSearchAttributes: [
           { key: SAKey.pipeline, value: name },
           { key: SAKey.status, value: 'running' },

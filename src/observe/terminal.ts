@@ -107,7 +107,10 @@ export function renderTable(state: RunState, now: number): string {
   if (state.summary) lines.push(state.summary);
   if (state.error) lines.push(`error: ${firstLine(state.error)}`);
   for (const g of state.gates ?? []) {
-    if (g.status === 'waiting') lines.push(`waiting for approval: ${g.gate}${g.timeoutAt ? ` (until ${new Date(g.timeoutAt).toISOString()}, then ${g.onTimeout ?? 'reject'})` : ''} — kaon approve|reject <run> ${g.gate}`);
+    if (g.status === 'waiting') {
+      lines.push(`waiting for approval: ${g.gate}${g.timeoutAt ? ` (until ${new Date(g.timeoutAt).toISOString()}, then ${g.onTimeout ?? 'reject'})` : ''} — kaon approve|reject <run> ${g.gate}`);
+      if (g.details !== undefined) lines.push(`  details: ${truncate(JSON.stringify(g.details), 400)}`);
+    }
     else lines.push(`gate ${g.gate}: ${g.status}${g.timedOut ? ' (timed out)' : ''}${g.by ? ` by ${g.by}` : ''}${g.comment ? ` — ${g.comment}` : ''}`);
   }
   if (state.paused) lines.push(`paused${state.paused.by ? ` by ${state.paused.by}` : ''}${state.paused.note ? ` — ${state.paused.note}` : ''}: no new step starts until kaon unpause <run>`);

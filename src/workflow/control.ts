@@ -38,6 +38,8 @@ export class RunControl {
   ) {
     const state = tracker.state;
     setHandler(deliverSignal, ({ token, ...m }) => {
+      // A delivery for an earlier run under this workflow id (its subscription is being replaced) is not ours.
+      if (!this.subscribed.has(token)) return;
       const box = this.inbox.get(token) ?? [];
       box.push(m);
       // A run that never waits again must not grow without bound: the oldest undelivered events go first.

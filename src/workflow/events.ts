@@ -3,7 +3,7 @@
 // starts the runs of the matching triggers (deterministic ids: once per trigger and event id) and keeps the state
 // of pending joins. It continues-as-new every few hundred events, carrying that state and any queued events.
 import { allHandlersFinished, condition, defineQuery, makeContinueAsNewFunc, defineSignal, getExternalWorkflowHandle, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
-import { EVENT_SIGNAL, matchesFilter, QUERY_JOINS, SUBSCRIBE_SIGNAL, type EventMessage, type EventsView, type PendingJoin, type Subscription } from '../definition/internal/protocol';
+import { EVENT_SIGNAL, filterKey, matchesFilter, QUERY_JOINS, SUBSCRIBE_SIGNAL, type EventMessage, type EventsView, type PendingJoin, type Subscription } from '../definition/internal/protocol';
 import { deliverSignal } from './control';
 import { idPart, startTriggered, triggers, type RegisteredTrigger } from './triggers';
 
@@ -23,7 +23,7 @@ export interface EventsState {
   handled: number;
   errors: string[];
   subscribers?: Subscription[];
-  /** Recently delivered `<event>/<id>`: an event emitted twice reaches a subscriber once. */
+  /** Recently delivered `<subscription token>|<event id>`: an event emitted twice reaches a subscription once. */
   delivered?: string[];
 }
 
@@ -45,8 +45,8 @@ export async function kaonEvents(carried?: EventsState): Promise<never> {
   const delivered: string[] = [...(carried?.delivered ?? [])];
   const deliveredSet = new Set(delivered);
   setHandler(subscribeSignal, (sub) => {
-    // A run subscribes again after continue-as-new: one subscription per token.
-    const i = subscribers.findIndex((x) => x.token === sub.token);
+    // One subscription per (workflow id, event, filter): a new run under the same id replaces the old one's.
+    const i = subscribers.findIndex((x) => x.runId === sub.runId && x.event === sub.event && filterKey(x.where) === filterKey(sub.where));
     if (i >= 0) subscribers[i] = sub;
     else subscribers.push(sub);
   });
@@ -71,15 +71,15 @@ export async function kaonEvents(carried?: EventsState): Promise<never> {
 
   const dispatch = async (m: EventMessage): Promise<void> => {
     const cause = `event ${m.event} (${m.id})`;
-    const seen = `${m.event}/${m.id}`;
-    if (!deliveredSet.has(seen)) {
+    for (const sub of subscribers.filter((x) => x.event === m.event && matchesFilter(m.payload, x.where))) {
+      // An event emitted twice (same id) reaches each subscription once.
+      const seen = `${sub.token}|${m.id}`;
+      if (deliveredSet.has(seen)) continue;
       deliveredSet.add(seen);
       delivered.push(seen);
       if (delivered.length > DELIVERED_KEPT) deliveredSet.delete(delivered.shift()!);
-      for (const sub of subscribers.filter((x) => x.event === m.event && matchesFilter(m.payload, x.where))) {
-        // Signalling fails only when the run is closed: its subscription ends with it.
-        await getExternalWorkflowHandle(sub.runId).signal(deliverSignal, { ...m, token: sub.token }).catch(() => void subscribers.splice(subscribers.indexOf(sub), 1));
-      }
+      // Signalling fails only when the run is closed: its subscription ends with it.
+      await getExternalWorkflowHandle(sub.runId).signal(deliverSignal, { ...m, token: sub.token }).catch(() => void subscribers.splice(subscribers.indexOf(sub), 1));
     }
     for (const t of triggers()) {
       const tr = t.trigger;

@@ -78,7 +78,7 @@ export async function runWaitFor(core: RunCore, event: EventDef | string, opts: 
   const timeoutMs = opts.timeout === undefined ? undefined : toMs(opts.timeout, `waitFor "${name}", option timeout`);
   const where = opts.where && Object.keys(opts.where).length ? (opts.where as EventFilter) : undefined;
   const info = workflowInfo();
-  const token = subscriptionToken(info.workflowId, name, where);
+  const token = subscriptionToken(info.workflowId, info.firstExecutionRunId, name, where);
   const key = core.key(`waitFor[${name}]`);
   const filterNote = where ? ` where ${Object.entries(where).map(([k, v]) => `${k}=${String(v)}`).join(', ')}` : '';
   const st = core.tracker.add({ key, step: 'waitFor', status: 'waiting', attempts: 0, startedAt: now(), note: `waiting for event ${name}${filterNote}` });

@@ -35,6 +35,11 @@ export interface PipelineConfig<P extends z.ZodType, R, M extends MessageSchemas
    * change to its code must replay its old histories (use patched()).
    */
   versioning?: 'pinned' | 'auto-upgrade';
+  /**
+   * The run key of a start that names none, from the params: `(p) => p.country` makes one run per country
+   * (`recommender-loop--JP`); starting it again returns the running one. A failed run's key may start anew.
+   */
+  runKey?: (params: z.output<P>) => string;
 }
 
 export const progressQuery = defineQuery<RunState>(QUERY_PROGRESS);
@@ -104,6 +109,6 @@ export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas 
   };
   Object.defineProperty(workflow, 'name', { value: name });
   return Object.assign(workflow, {
-    kaon: Object.freeze({ name, params: config.params, description: config.description, versioning: config.versioning ?? 'pinned', messages: config.messages ?? ({} as M), triggers: (config.triggers ?? []) as readonly Trigger[] }),
+    kaon: Object.freeze({ name, params: config.params, description: config.description, versioning: config.versioning ?? 'pinned', runKey: config.runKey as ((p: unknown) => string) | undefined, messages: config.messages ?? ({} as M), triggers: (config.triggers ?? []) as readonly Trigger[] }),
   }) as Pipeline<P, R, M>;
 }

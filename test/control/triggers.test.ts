@@ -89,7 +89,7 @@ test('kaon emit and kaon triggers', async () => {
   assert.deepEqual(await resultOf(`test-ingest--data-arrived-${id}`), { partition: 'p5', rows: 5 });
   const bad = await kaon(['emit', 'data-arived', '--payload', '{}', ...project], { env: childEnv });
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /no pipeline .* has a trigger on event "data-arived" \(events: data-arrived, labels-arrived\)/);
+  assert.match(bad.stderr, /neither exports an event "data-arived" nor has a trigger on it \(events: data-arrived, labels-arrived\)/);
   const listed = await kaon(['triggers', ...project], { env: childEnv });
   assert.equal(listed.code, 0, listed.stderr);
   assert.match(listed.stdout, /test-ingest {2}on event data-arrived/);

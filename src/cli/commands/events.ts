@@ -4,11 +4,11 @@ import type { EventDef } from '../../definition/events';
 import type { Pipeline } from '../../definition/pipeline';
 import { flag, say, str, type CommandSpec } from '../command';
 import { parseParams } from '../params';
-import { loadPipelines, PROJECT_OPTIONS, resolveProject } from '../project';
+import { loadEvents, loadPipelines, PROJECT_OPTIONS, resolveProject } from '../project';
 import { withClient } from '../temporal';
 
-function declaredEvents(pipelines: ReadonlyMap<string, Pipeline>): Map<string, EventDef> {
-  const out = new Map<string, EventDef>();
+function declaredEvents(pipelines: ReadonlyMap<string, Pipeline>, exported: readonly EventDef[]): Map<string, EventDef> {
+  const out = new Map<string, EventDef>(exported.map((e) => [e.name, e]));
   for (const p of pipelines.values()) {
     for (const t of p.kaon.triggers) {
       if (t.kind === 'event') out.set(t.event.name, t.event);
@@ -31,10 +31,10 @@ export const emitCommand: CommandSpec = {
   async run({ io, values, positionals }) {
     const name = positionals[0]!;
     const project = resolveProject(io.cwd, { workflows: str(values, 'workflows'), activities: str(values, 'activities') });
-    const events = declaredEvents(loadPipelines(project.workflows));
+    const events = declaredEvents(loadPipelines(project.workflows), loadEvents(project.workflows));
     const event = events.get(name);
     if (!event) {
-      throw new KaonError({ code: ErrorCode.notFound, what: `no pipeline in ${project.workflows} has a trigger on event "${name}" (events: ${[...events.keys()].sort().join(', ') || 'none'})`, fix: 'emit one of those events, or add onEvent(…) to a pipeline' });
+      throw new KaonError({ code: ErrorCode.notFound, what: `${project.workflows} neither exports an event "${name}" nor has a trigger on it (events: ${[...events.keys()].sort().join(', ') || 'none'})`, fix: 'emit one of those events, or export its defineEvent(…) from the workflows module (or add onEvent(…) to a pipeline)' });
     }
     return withClient(io.env, async (kaon) => {
       const id = str(values, 'id');

@@ -130,10 +130,18 @@ export interface Subscription {
   where?: EventFilter;
 }
 
-/** The token of a run's subscription: one per (event, filter), stable across continue-as-new. */
-export function subscriptionToken(workflowId: string, event: string, where?: EventFilter): string {
-  const filter = where ? Object.keys(where).sort().map((k) => `${k}=${JSON.stringify(where[k])}`).join('&') : '';
-  return `${workflowId}|${event}${filter ? `?${filter}` : ''}`;
+/** A filter as text: the same filter always gives the same key. */
+export function filterKey(where?: EventFilter): string {
+  return where ? Object.keys(where).sort().map((k) => `${k}=${JSON.stringify(where[k])}`).join('&') : '';
+}
+
+/**
+ * The token of a run's subscription: one per (event, filter) and run — the first execution's run id is kept
+ * across continue-as-new, and a new run under the same workflow id gets a new token.
+ */
+export function subscriptionToken(workflowId: string, firstRunId: string, event: string, where?: EventFilter): string {
+  const filter = filterKey(where);
+  return `${workflowId}/${firstRunId}|${event}${filter ? `?${filter}` : ''}`;
 }
 
 /** Whether an event's payload has every field value of a filter. */
