@@ -1,5 +1,5 @@
 // Worker-side implementations of the demo steps.
-import { implementStep } from '../src/execution';
+import { implementStep } from 'kaon/worker';
 import { ModelKind, evaluateModel, generateDataset, profileDataset, reportMetrics, splitDataset, trainModel } from './demo';
 import * as ml from './ml/tabular';
 

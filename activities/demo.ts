@@ -1,6 +1,6 @@
 // Step contracts of the demo pipeline. Pure: imported by the workflow, the worker and clients alike.
 import { z } from 'zod';
-import { defineStep } from '../src/definition';
+import { defineStep } from 'kaon';
 
 export const Dataset = z.object({ x: z.array(z.array(z.number())), y: z.array(z.number().int().min(0).max(1)) });
 export const ModelKind = z.enum(['logistic', 'naive-bayes', 'knn']);

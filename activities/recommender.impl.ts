@@ -1,7 +1,7 @@
 // Worker-side implementation of the recommender's TS step.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { implementStep } from '../src/execution';
+import { implementStep } from 'kaon/worker';
 import { appendChampionHistory, championChallenger } from './recommender';
 
 /** Reads `<registry>/<country>/current.json`; a challenger is published only if it beats the champion's NDCG. */

@@ -1,7 +1,7 @@
 // Step contracts of the reference pipeline `retrain-recommender`. Python steps carry a python() descriptor
 // (plain data, resolved on the worker); championChallenger is a TS step implemented in recommender.impl.ts.
 import { z } from 'zod';
-import { ArtifactRef, defineStep, python } from '../src/definition';
+import { ArtifactRef, defineStep, python } from 'kaon';
 
 /** One virtualenv for all Python steps of this pipeline, built by Kaon on first use (cached under .kaon/venvs). */
 export const RECSYS_REQUIREMENTS = ['numpy==2.3.4', 'scipy==1.16.3', 'scikit-learn==1.7.2', 'matplotlib==3.10.7'] as const;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { definePipeline } from '../src/workflow';
+import { definePipeline } from 'kaon/workflow';
 import { evaluateModel, generateDataset, ModelKind, profileDataset, reportMetrics, splitDataset, trainModel, type Metrics } from '../activities/demo';
 
 export const MlDemoParams = z.object({

@@ -1,7 +1,7 @@
 // Events of the reference pipelines: typed values shared by the pipelines that wait for them and the services
 // that emit them (`kaon.emit(viewingHistory, …)`, `kaon emit viewing-history --payload …`).
 import { z } from 'zod';
-import { defineEvent } from '../src/definition';
+import { defineEvent } from 'kaon';
 
 /** A day of viewing history has landed for a country: the recommender loop retrains on it. */
 export const viewingHistory = defineEvent(

@@ -1,7 +1,7 @@
 import { ChildWorkflowFailure } from '@temporalio/workflow';
 import { z } from 'zod';
-import { ArtifactRef } from '../src/definition';
-import { definePipeline } from '../src/workflow';
+import { ArtifactRef } from 'kaon';
+import { definePipeline } from 'kaon/workflow';
 import { appendChampionHistory, CountrySpec, evaluateRecommender, Hyperparameters, publishModel, type ChampionEntry } from '../activities/recommender';
 import { viewingHistory } from './events';
 import { DEFAULT_COUNTRIES, RetrainCountryParams, retrainCountry } from './recommender';

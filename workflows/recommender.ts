@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { z } from 'zod';
-import { ArtifactRef, scheduledDate } from '../src/definition';
-import { definePipeline, type Kaon } from '../src/workflow';
+import { ArtifactRef, scheduledDate } from 'kaon';
+import { definePipeline, type Kaon } from 'kaon/workflow';
 import {
   championChallenger, CountrySpec, evaluateRecommender, featurize, Hyperparameters, ingest, publishModel, trainRecommender, validateData,
   type RankingMetrics,

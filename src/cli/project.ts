@@ -1,7 +1,6 @@
 // Project loading: where the pipelines and steps live (flags > package.json "kaon" block > conventions),
 // and loading them. Pipelines are found by value, so export names do not matter.
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
@@ -9,6 +8,7 @@ import { isEventDef, type EventDef } from '../definition/events';
 import { isPipeline, type Pipeline } from '../definition/pipeline';
 import { projectRoot } from '../runtime/paths';
 import type { OptionSpec } from './command';
+import { loadUserModule, resolveUserModule } from './user-modules';
 
 export const DEFAULT_DEMO = { pipeline: 'retrain-recommender', params: {} } as const;
 
@@ -62,13 +62,10 @@ export function resolveProject(cwd: string, flags: { workflows?: string | undefi
   };
 }
 
-// Loads TypeScript through the tsx hook that bin/kaon.js installs.
-const load = createRequire(__filename);
-
 function loadModule(file: string, what: 'workflows' | 'activities'): Record<string, unknown> {
   let resolved: string;
   try {
-    resolved = load.resolve(file);
+    resolved = resolveUserModule(file);
   } catch {
     throw new KaonError({
       code: ErrorCode.notFound,
@@ -77,7 +74,7 @@ function loadModule(file: string, what: 'workflows' | 'activities'): Record<stri
     });
   }
   try {
-    return load(resolved) as Record<string, unknown>;
+    return loadUserModule(resolved);
   } catch (err) {
     throw new KaonError({
       code: ErrorCode.config,
