@@ -30,8 +30,10 @@ export class CliProcess {
   stderr = '';
   readonly exited: Promise<CliResult>;
 
-  constructor(args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string }) {
-    this.child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `command` runs another launcher instead of `node bin/kaon.js` (e.g. `npm exec -- kaon` in a packed install). */
+  constructor(args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string; command?: string[] }) {
+    const [cmd, ...pre] = opts.command ?? [process.execPath, BIN];
+    this.child = spawn(cmd!, [...pre, ...args], { cwd: opts.cwd ?? ROOT, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
     this.exited = new Promise((resolve) => {
