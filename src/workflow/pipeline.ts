@@ -1,5 +1,5 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { ApplicationFailure, ContinueAsNew, defineQuery, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, ContinueAsNew, defineQuery, DeterminismViolationError, isCancellation, setHandler, TemporalFailure, workflowInfo } from '@temporalio/workflow';
 import { fillScheduled } from '../definition/scheduled';
 import type { z } from 'zod';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
@@ -51,12 +51,31 @@ function isContinueAsNew(err: unknown): boolean {
   return err instanceof ContinueAsNew;
 }
 
-/** Turn a Kaon error into a non-retryable Temporal failure with the same message and code. */
-export function toFailure(err: unknown): unknown {
+/** The first stack frame in the user's own code (not Kaon's, not the SDK's), for "where in the pipeline". */
+function userFrame(err: Error): string | undefined {
+  const frames = (err.stack ?? '').split('\n').slice(1).map((l) => l.trim().replace(/^at /, ''));
+  return frames.find((f) => !/node_modules|[\\/]src[\\/](workflow|definition|observe)[\\/]|webpack\/(bootstrap|runtime)|<anonymous>/.test(f)) ?? frames[0];
+}
+
+/**
+ * Turn what a pipeline threw into a Temporal failure that fails the run: a Kaon error with its code, and any other
+ * exception (a TypeError from a typo, a plain Error) as a non-retryable KAON_PIPELINE_ERROR naming the step that
+ * ran last and the line. Left alone, Temporal would fail only the workflow task and retry it for ever; a genuine
+ * non-determinism error is the SDK's own and still blocks the task, for a deploy to fix.
+ */
+export function toFailure(err: unknown, where?: { pipeline: string; lastStep?: string | undefined }): unknown {
   if (err instanceof KaonError) {
     return ApplicationFailure.create({ type: err.code, message: err.message, nonRetryable: !err.retryable, details: err.details === undefined ? [] : [err.details] });
   }
-  return err;
+  if (err instanceof TemporalFailure || err instanceof DeterminismViolationError || !where) return err;
+  const e = err instanceof Error ? err : new Error(String(err));
+  const frame = userFrame(e);
+  return ApplicationFailure.create({
+    type: ErrorCode.pipelineError,
+    nonRetryable: true,
+    message: `pipeline "${where.pipeline}" threw ${e.name}: ${e.message}${where.lastStep ? ` (after step ${where.lastStep})` : ' (before its first step)'}${frame ? ` at ${frame}` : ''}. To fix: correct the pipeline code (a bug there fails the run rather than retrying), then start the run again or resume it`,
+    details: [{ name: e.name, stack: e.stack?.split('\n').slice(0, 8).join('\n') }],
+  });
 }
 
 function messageOf(err: unknown): string {
@@ -103,8 +122,9 @@ export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas 
     } catch (err) {
       if (isContinueAsNew(err)) throw err;
       if (isCancellation(err)) tracker.finish('cancelled');
-      else tracker.finish('failed', messageOf(err));
-      throw toFailure(err);
+      const failure = toFailure(err, { pipeline: name, lastStep: tracker.state.steps.at(-1)?.key });
+      if (!isCancellation(err)) tracker.finish('failed', messageOf(failure));
+      throw failure;
     }
   };
   Object.defineProperty(workflow, 'name', { value: name });
