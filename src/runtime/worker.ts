@@ -11,6 +11,8 @@ import { createMapActivities } from '../execution/map-activities';
 import { isStepImpl, type StepImpl } from '../execution/implement';
 import { taskQueueFor } from '../workflow/options';
 import { bundlePipelines } from './bundle';
+import { ApplicationFailure } from '@temporalio/common';
+import { Context } from '@temporalio/activity';
 import { DEFAULT_DEPLOYMENT, KaonDeployments } from '../client/deployments';
 import { DEFAULT_TASK_QUEUE, nativeConnectionConfig } from './config';
 
@@ -104,7 +106,20 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   const store = opts.artifacts ?? createArtifactStore();
   const executors = opts.executors ?? defaultExecutors(store);
   const memo = stepMemo(store);
-  const activities = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo }), ...createMapActivities(store) };
+  const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo }), ...createMapActivities(store) };
+  const known = Object.keys(served).filter((n) => !n.startsWith('kaon.')).sort();
+  const activities = {
+    ...served,
+    // A step no implementation here serves fails at once, naming it: retrying cannot make the code appear.
+    default: async () => {
+      const info = Context.current().info;
+      throw ApplicationFailure.create({
+        type: ErrorCode.noImplementation,
+        nonRetryable: true,
+        message: `step "${info.activityType}" is not implemented on the worker that took it (task queue ${info.taskQueue}; it implements ${known.join(', ') || 'no steps'}). To fix: implement it with implementStep(${info.activityType}, fn) in the activities module the worker loads, or give its contract run: python(…) or command(…), or route it with queue: to workers that have it`,
+      });
+    },
+  };
   const stepQueues = new Set<string>(['default']);
   for (const def of [...impls.map((i) => i.def), ...steps]) stepQueues.add(def.options.queue ?? 'default');
   const wanted = opts.queues ?? [...stepQueues];

@@ -9,7 +9,8 @@ import { z } from 'zod';
 import { defineStep, KaonError } from '../../src/definition';
 import { RunFailedError } from '../../src/client';
 import * as activities from '../fixtures/failures';
-import { badRetry, callsUndefined, reordered, throwsPlain } from '../fixtures/failures/workflows';
+import { badRetry, callsForgotten, callsUndefined, reordered, throwsPlain } from '../fixtures/failures/workflows';
+import { CliProcess, cliEnv } from '../cli/cli-process';
 import { ROOT, runningWorker, type TestEnv } from '../support/temporal';
 
 let env: TestEnv;
@@ -81,4 +82,19 @@ test('a genuine non-determinism error still blocks the workflow task (and retrie
     assert.equal((await run.handle.describe()).status.name, 'RUNNING', 'the run is not failed: it waits for a fix');
   });
   await run.handle.terminate('test over');
+});
+
+test('a step no worker implements fails at once, naming it; kaon worker warns about it at start-up', async () => {
+  const taskQueue = `unimpl-${randomUUID().slice(0, 6)}`;
+  const worker = new CliProcess(['worker', '--workflows', 'test/fixtures/failures/workflows.ts', '--activities', 'test/fixtures/failures/index.ts'], {
+    env: cliEnv({ TEMPORAL_ADDRESS: env.address, KAON_TASK_QUEUE: taskQueue }),
+  });
+  try {
+    await worker.waitFor(/ready/);
+    assert.match(worker.stderr, /warning: step contracts with no implementation in .*index\.ts: forgotten\. A run that calls one fails at once/);
+    const msg = await failureOf(await env.kaon.start(callsForgotten, {}, { taskQueue }));
+    assert.match(msg, /step "forgotten" is not implemented on the worker that took it \(task queue unimpl-\w+; it implements note\)\. To fix: implement it with implementStep/);
+  } finally {
+    worker.kill();
+  }
 });
