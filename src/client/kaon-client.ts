@@ -11,6 +11,7 @@ import { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
 import { KaonSchedules } from './schedules';
 import { KaonDeployments } from './deployments';
+import { checkUnknownParams } from '../definition/params';
 import { checkRecordedInput, readStepCall, type StepCallRecord } from './step-calls';
 import type { StepDef, StepParsedInput } from '../definition/step';
 
@@ -100,6 +101,7 @@ export class KaonClient {
     let derivedKey = false;
     if (isPipeline(pipeline)) {
       // Validate before anything reaches the server: bad params never create a run.
+      if (pipeline.kaon.unknownParams !== 'strip') checkUnknownParams(pipeline.kaon.params, params, `params of pipeline "${name}"`);
       const parsed = parseOrThrow(pipeline.kaon.params, params, {
         code: ErrorCode.invalidParams,
         subject: `params of pipeline "${name}"`,
@@ -147,10 +149,32 @@ export class KaonClient {
       return new RunHandle(this.temporal, handle, false, this.resumer, isPipeline(pipeline) ? pipeline.kaon.messages : undefined);
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError && opts.runKey) {
+        await this.refuseOtherParams(pipeline, workflowId, params, opts.runKey);
         return new RunHandle(this.temporal, this.temporal.workflow.getHandle(workflowId), true, this.resumer, isPipeline(pipeline) ? pipeline.kaon.messages : undefined);
       }
       throw err;
     }
+  }
+
+  /** A run key names one run: the same key with other params is a mistake, shown with both sets of params. */
+  private async refuseOtherParams(pipeline: AnyPipeline | string, workflowId: string, params: unknown, runKey: string): Promise<void> {
+    const desc = await this.temporal.workflow.getHandle(workflowId).describe();
+    const firstRunId = desc.raw.workflowExecutionInfo?.firstRunId || desc.runId;
+    const page = await this.temporal.workflowService.getWorkflowExecutionHistory({ namespace: this.temporal.options.namespace, execution: { workflowId, runId: firstRunId }, maximumPageSize: 1 });
+    const input = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    if (!input) return;
+    const earlier: unknown = this.temporal.options.loadedDataConverter.payloadConverter.fromPayload(input);
+    const norm = (v: unknown) => {
+      if (!isPipeline(pipeline)) return canonicalJson(v);
+      const r = pipeline.kaon.params.safeParse(v);
+      return canonicalJson(r.success ? r.data : v);
+    };
+    if (norm(earlier) === norm(params)) return;
+    throw new KaonError({
+      code: ErrorCode.invalidParams,
+      what: `run key "${runKey}" already names run ${workflowId}, started with other params: ${truncateJson(earlier)}; this start passed ${truncateJson(params)}`,
+      fix: 'use another run key for other params, or leave the key out; to see the existing run: kaon status ' + workflowId,
+    });
   }
 
   private readonly resumer = (id: string, opts: ResumeOptions): Promise<RunHandle> => this.resume(id, opts);
@@ -245,4 +269,9 @@ export async function connect(opts: ConnectOptions = {}): Promise<KaonClient> {
   const connection = opts.connection ?? (await Connection.connect(cfg.connectionOptions));
   const client = new Client({ connection, namespace: opts.namespace ?? cfg.namespace });
   return new KaonClient(client, opts.taskQueue ?? DEFAULT_TASK_QUEUE(), opts.connection === undefined);
+}
+
+function truncateJson(v: unknown): string {
+  const t = JSON.stringify(v) ?? String(v);
+  return t.length > 300 ? `${t.slice(0, 300)}…` : t;
 }

@@ -1,6 +1,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { ApplicationFailure, ContinueAsNew, defineQuery, DeterminismViolationError, isCancellation, setHandler, TemporalFailure, workflowInfo } from '@temporalio/workflow';
 import { fillScheduled } from '../definition/scheduled';
+import { checkUnknownParams } from '../definition/params';
 import type { z } from 'zod';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { isPriority, QUERY_PROGRESS } from '../definition/internal/protocol';
@@ -40,6 +41,8 @@ export interface PipelineConfig<P extends z.ZodType, R, M extends MessageSchemas
    * (`recommender-loop--JP`); starting it again returns the running one. A failed run's key may start anew.
    */
   runKey?: (params: z.output<P>) => string;
+  /** Params fields the schema does not declare: refused ('error', default: a typo must not run with a default) or dropped. */
+  unknownParams?: 'error' | 'strip';
 }
 
 export const progressQuery = defineQuery<RunState>(QUERY_PROGRESS);
@@ -91,6 +94,9 @@ function messageOf(err: unknown): string {
 export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas = Record<never, never>>(config: PipelineConfig<P, R, M>): Pipeline<P, R, M> {
   assertName('pipeline', config.name);
   const name = config.name;
+  if (typeof (config.params as { safeParse?: unknown } | undefined)?.safeParse !== 'function') {
+    throw new KaonError({ code: ErrorCode.invalidDefinition, what: 'params must be a zod schema', where: `pipeline "${name}"`, fix: 'pass e.g. params: z.object({ date: z.string() }) (import { z } from "zod")' });
+  }
   if (config.priority !== undefined && !isPriority(config.priority)) {
     throw new KaonError({ code: ErrorCode.invalidDefinition, what: `priority ${JSON.stringify(config.priority)} is not valid`, where: `pipeline "${name}"`, fix: 'use an integer from 1 (runs first) to 5; Temporal\'s default is 3' });
   }
@@ -103,6 +109,7 @@ export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas 
     try {
       // A scheduled run gets its nominal time in the params fields marked scheduledDate()/scheduledTime().
       const nominal = runOptions?.loop ? undefined : workflowInfo().typedSearchAttributes.get(SCHEDULED_START);
+      if (config.unknownParams !== 'strip') checkUnknownParams(config.params, rawParams, `params of pipeline "${name}"`);
       const params = parseOrThrow(config.params, nominal ? fillScheduled(config.params, rawParams, nominal) : rawParams, {
         code: ErrorCode.invalidParams,
         subject: `params of pipeline "${name}"`,
@@ -129,6 +136,6 @@ export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas 
   };
   Object.defineProperty(workflow, 'name', { value: name });
   return Object.assign(workflow, {
-    kaon: Object.freeze({ name, params: config.params, description: config.description, versioning: config.versioning ?? 'pinned', runKey: config.runKey as ((p: unknown) => string) | undefined, messages: config.messages ?? ({} as M), triggers: (config.triggers ?? []) as readonly Trigger[] }),
+    kaon: Object.freeze({ name, params: config.params, description: config.description, versioning: config.versioning ?? 'pinned', unknownParams: config.unknownParams ?? 'error', runKey: config.runKey as ((p: unknown) => string) | undefined, messages: config.messages ?? ({} as M), triggers: (config.triggers ?? []) as readonly Trigger[] }),
   }) as Pipeline<P, R, M>;
 }

@@ -9,7 +9,11 @@ import { z } from 'zod';
 import { defineStep, KaonError } from '../../src/definition';
 import { RunFailedError } from '../../src/client';
 import * as activities from '../fixtures/failures';
-import { badRetry, callsForgotten, callsUndefined, reordered, throwsPlain } from '../fixtures/failures/workflows';
+import { badRetry, callsForgotten, callsUndefined, lenientParams, reordered, throwsPlain, withParams } from '../fixtures/failures/workflows';
+import { implementStep } from '../../src/execution';
+import { createStepActivities } from '../../src/execution/activities';
+import { definePipeline } from '../../src/workflow';
+import { loadPipelines } from '../../src/cli/project';
 import { CliProcess, cliEnv } from '../cli/cli-process';
 import { ROOT, runningWorker, type TestEnv } from '../support/temporal';
 
@@ -97,4 +101,34 @@ test('a step no worker implements fails at once, naming it; kaon worker warns ab
   } finally {
     worker.kill();
   }
+});
+
+test('definitions that are accepted but wrong refuse the worker: a step implemented twice, two steps or pipelines with one name, params not zod', () => {
+  const a = defineStep({ name: 'twice', version: 1, input: z.object({}), output: z.object({}) });
+  const b = defineStep({ name: 'twice', version: 1, input: z.object({}), output: z.object({}) });
+  const refused = (fn: () => unknown, what: RegExp) => assert.throws(fn, (e: unknown) => e instanceof KaonError && what.test(e.message));
+  refused(() => createStepActivities({ impls: [implementStep(a, () => ({})), implementStep(a, () => ({}))] }), /step "twice" is implemented twice/);
+  refused(() => createStepActivities({ impls: [], steps: [a, b] }), /two different steps are named "twice"/);
+  refused(() => createStepActivities({ impls: [implementStep(a, () => ({}))], steps: [b] }), /two different steps are named "twice"/);
+  refused(() => definePipeline({ name: 'test-not-zod', params: { type: 'object' } as never, run: async () => 1 }), /params must be a zod schema \(pipeline "test-not-zod"\)/);
+  refused(() => loadPipelines(path.join(ROOT, 'test/fixtures/failures/duplicates.ts')), /two pipelines in .*duplicates\.ts are named "test-dup" \(one exported as second\)/);
+});
+
+test('unknown params fields are refused at the client and in the workflow (with a suggestion), unless the pipeline opts out', async () => {
+  await assert.rejects(env.kaon.start(withParams, { lerning_rate: 0.5 } as never), (e: unknown) => e instanceof KaonError && /unknown field "lerning_rate" \(did you mean "learning_rate"\?\); the schema declares learning_rate, epochs/.test(e.message));
+  // Started past the client (a raw Temporal start): the workflow refuses it too, and the run fails at once.
+  const raw = await env.temporal.workflow.start('test-params', { taskQueue: env.taskQueue, workflowId: `raw-${randomUUID().slice(0, 8)}`, args: [{ lerning_rate: 0.5 }] });
+  await assert.rejects(raw.result(), (e: unknown) => /unknown field "lerning_rate"/.test(String((e as Error).cause ?? e)));
+  const lenient = await env.kaon.start(lenientParams, { learning_rate: 0.2, extra: true } as never);
+  assert.deepEqual(await lenient.result(), { learning_rate: 0.2 });
+});
+
+test('the same run key with other params is an error that shows both; with the same params it is the same run', async () => {
+  const key = `k-${randomUUID().slice(0, 6)}`;
+  const run = await env.kaon.start(withParams, { learning_rate: 0.2 }, { runKey: key });
+  await run.result();
+  const again = await env.kaon.start(withParams, { learning_rate: 0.2, epochs: 3 }, { runKey: key });
+  assert.equal(again.existing, true, 'same params (after defaults): the same run');
+  await assert.rejects(env.kaon.start(withParams, { learning_rate: 0.3 }, { runKey: key }), (e: unknown) =>
+    e instanceof KaonError && new RegExp(`run key "${key}" already names run test-params--${key}, started with other params: \\{"learning_rate":0\\.2\\}; this start passed \\{"learning_rate":0\\.3\\}`).test(e.message));
 });
