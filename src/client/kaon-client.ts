@@ -12,6 +12,10 @@ import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle
 import { KaonSchedules } from './schedules';
 import { KaonDeployments } from './deployments';
 import { checkUnknownParams } from '../definition/params';
+import { assertJsonValue } from '../definition/json-value';
+
+/** Params above this are refused at once: workflow history is no place for data. */
+const MAX_PARAMS_BYTES = 1024 * 1024;
 import { checkRecordedInput, readStepCall, type StepCallRecord } from './step-calls';
 import type { StepDef, StepParsedInput } from '../definition/step';
 
@@ -99,6 +103,15 @@ export class KaonClient {
   private async startRun(pipeline: AnyPipeline | string, params: unknown, opts: StartOptions & { resumeFrom?: StepCall['resumeFrom'] }): Promise<RunHandle> {
     const name = typeof pipeline === 'string' ? pipeline : pipeline.kaon.name;
     let derivedKey = false;
+    assertJsonValue(params, `params of pipeline "${name}"`);
+    const size = Buffer.byteLength(JSON.stringify(params) ?? '');
+    if (size > MAX_PARAMS_BYTES) {
+      throw new KaonError({
+        code: ErrorCode.invalidParams,
+        what: `params of pipeline "${name}" are ${(size / 1024 / 1024).toFixed(1)} MiB of JSON, over Kaon's ${MAX_PARAMS_BYTES / 1024 / 1024} MiB limit (Temporal refuses payloads over 2 MiB, after retrying for about 40 s)`,
+        fix: 'store the data as an artifact and pass its ArtifactRef in the params (for a sweep: a JSON-lines manifest, see k.map)',
+      });
+    }
     if (isPipeline(pipeline)) {
       // Validate before anything reaches the server: bad params never create a run.
       if (pipeline.kaon.unknownParams !== 'strip') checkUnknownParams(pipeline.kaon.params, params, `params of pipeline "${name}"`);
@@ -186,6 +199,7 @@ export class KaonClient {
    */
   async emit<E extends EventDef>(event: E | string, payload: E extends EventDef ? z.input<E['payload']> : unknown, opts: { id?: string; taskQueue?: string } = {}): Promise<{ event: string; id: string }> {
     const name = typeof event === 'string' ? event : event.name;
+    assertJsonValue(payload, `payload of event "${name}"`);
     let value: unknown = payload;
     if (isEventDef(event)) value = parseOrThrow(event.payload, payload, { code: ErrorCode.invalidParams, subject: `payload of event "${name}"`, fix: "emit a payload that matches the event's schema" });
     else if (!/^[A-Za-z][A-Za-z0-9_.-]{0,99}$/.test(name)) throw new KaonError({ code: ErrorCode.invalidParams, what: `event name ${JSON.stringify(name)} is not valid`, fix: "use the name of a defineEvent(), e.g. 'viewing-history'" });

@@ -7,6 +7,7 @@ import { priorLine, readSweep } from '../data/manifest';
 import { isArtifactRef, type ArtifactRef } from '../definition/artifact-ref';
 import type { StepDef, StepRunner } from '../definition/step';
 import type { StepArtifacts, StepContext, StepImpl } from './implement';
+import { assertJsonValue } from '../definition/json-value';
 
 /** JSON outputs above this stay out of workflow history (invariant 4). Temporal itself fails at 2 MiB. */
 export const MAX_OUTPUT_BYTES = 256 * 1024;
@@ -162,6 +163,8 @@ interface ItemEnv {
 
 /** Validate the output and bound its size (invariants 3 and 4). */
 export function checkOutput(def: StepDef, raw: unknown, key: string): unknown {
+  // Before zod: a function, NaN or Map would otherwise vanish or change on the way into history.
+  assertJsonValue(raw, `output of step "${def.name}" (key ${key})`, 'return plain JSON data (large or binary data as an artifact ref)', ErrorCode.invalidOutput);
   const output = parseOrThrow(def.output, raw, {
     code: ErrorCode.invalidOutput,
     subject: `output of step "${def.name}" (key ${key})`,
