@@ -1,11 +1,11 @@
 import { stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ArtifactRef, Producer } from '../definition/artifact-ref';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
-import { kaonHome } from '../runtime/paths';
 import { blobKey, checkSource, type ArtifactSource, type Backend, type RecordStore } from './backend';
 import { FileBackend } from './file-backend';
 import { readLineage, writeLineage, type LineageRecord } from './lineage';
@@ -70,20 +70,34 @@ export interface ArtifactStore {
 export interface ArtifactStoreOptions {
   /** Options of the S3 client for s3:// stores (else from the AWS environment and KAON_S3_ENDPOINT). */
   s3?: S3Options;
-  /** Local folder for S3 upload spools and materialised copies. Default: kaonHome() (.kaon/). */
+  /**
+   * Kaon's home folder (`.kaon/`): without a url and $KAON_ARTIFACTS the store is `<home>/artifacts`. The runtime
+   * passes kaonHome() (see defaultArtifactStore in src/runtime); the data seam does not locate it itself.
+   */
+  home?: string;
+  /** Local folder for S3 upload spools and materialised copies. Default: `home`, else `<os tmpdir>/kaon`. */
   localDir?: string;
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
 
 /**
- * The artifact store named by one setting: `url`, else $KAON_ARTIFACTS, else `<kaonHome()>/artifacts`.
+ * The artifact store named by one setting: `url`, else $KAON_ARTIFACTS, else `<opts.home>/artifacts`.
  *   file:///abs/path (or a bare absolute path)   a local folder
  *   s3://bucket/prefix                          S3 or an S3-compatible server ($KAON_S3_ENDPOINT)
  */
 export function createArtifactStore(url?: string, opts: ArtifactStoreOptions = {}): ArtifactStore {
-  const localDir = opts.localDir ?? kaonHome();
-  return new Store(backendFor(url ?? (process.env.KAON_ARTIFACTS || undefined), opts, localDir), localDir);
+  const localDir = opts.localDir ?? opts.home ?? path.join(os.tmpdir(), 'kaon');
+  const setting = url ?? (process.env.KAON_ARTIFACTS || undefined);
+  if (setting === undefined && opts.home === undefined) {
+    throw new KaonError({
+      code: ErrorCode.config,
+      what: 'no artifact store location: no url, KAON_ARTIFACTS is unset and no Kaon home was given',
+      where: 'createArtifactStore',
+      fix: 'pass a url (file:///abs/folder or s3://bucket/prefix), set KAON_ARTIFACTS, or pass { home } (the runtime\'s defaultArtifactStore() uses <project>/.kaon)',
+    });
+  }
+  return new Store(backendFor(setting, opts, localDir), localDir);
 }
 
 function configError(setting: string, why: string): KaonError {
@@ -96,7 +110,7 @@ function configError(setting: string, why: string): KaonError {
 }
 
 function backendFor(url: string | undefined, opts: ArtifactStoreOptions, localDir: string): Backend {
-  if (url === undefined) return new FileBackend(path.join(kaonHome(), 'artifacts'));
+  if (url === undefined) return new FileBackend(path.join(path.resolve(opts.home!), 'artifacts'));
   if (url.startsWith('/')) return new FileBackend(path.resolve(url));
   if (url.startsWith('file:')) {
     let root: string;
