@@ -26,7 +26,7 @@ export const KAON_PYTHON_HELPERS = path.resolve(__dirname, '..', '..', 'python')
 
 /** What an executor needs from the artifact store (src/data adapts its store to this). */
 export interface ArtifactIO {
-  /** Make the artifact a local file inside `dir` (download or link) and return its path. */
+  /** Make the artifact a local file inside `dir` (download, copy, or a hard link to a read-only blob) and return its path. The step must treat it as read-only. */
   materialise(ref: ArtifactRef, dir: string): Promise<string>;
   /** Store a file the step produced; `inputs` are the step's input artifacts (lineage). */
   save(file: { path: string; name: string; mediaType?: string }, inputs: ArtifactRef[], producer: Producer): Promise<ArtifactRef>;

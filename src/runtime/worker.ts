@@ -62,7 +62,9 @@ export function defaultExecutors(store: Pick<ArtifactStore, 'getPath' | 'put'>, 
     root: deps.root ?? projectRoot(),
     pythonEnv: { home: kaonHome(), ...deps.pythonEnv },
     artifacts: {
-      materialise: (ref, dir) => store.getPath(ref, dir),
+      // Inputs are hard links to the read-only blobs where the store is local (copies across filesystems, for S3,
+      // and for a root worker, which permission bits would not stop): see ArtifactStoreOptions.links.
+      materialise: (ref, dir) => store.getPath(ref, dir, { link: true }),
       save: (file, inputs, producer) => store.put({ path: file.path }, { name: file.name, ...(file.mediaType ? { mediaType: file.mediaType } : {}), producer, inputs }),
     },
   });
