@@ -97,7 +97,7 @@ test('a step no worker implements fails at once, naming it; kaon worker warns ab
     await worker.waitFor(/ready/);
     assert.match(worker.stderr, /warning: step contracts with no implementation in .*index\.ts: forgotten\. A run that calls one fails at once/);
     const msg = await failureOf(await env.kaon.start(callsForgotten, {}, { taskQueue }));
-    assert.match(msg, /step "forgotten" is not implemented on the worker that took it \(task queue unimpl-\w+; it implements note\)\. To fix: implement it with implementStep/);
+    assert.match(msg, /step "forgotten" is not implemented on the worker that took it \(task queue unimpl-\w+; it implements emitsBad, note\)\. To fix: implement it with implementStep/);
   } finally {
     worker.kill();
   }
