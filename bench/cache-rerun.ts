@@ -3,11 +3,12 @@
 import path from 'node:path';
 import { RECSYS_REQUIREMENTS } from '../activities/recommender';
 import { ensurePythonEnv } from '../src/execution/python-env';
+import { kaonHome } from '../src/runtime/paths';
 import { retrainRecommender } from '../workflows/recommender';
 import { withBenchWorker } from './support';
 
 async function main(): Promise<void> {
-  await ensurePythonEnv(RECSYS_REQUIREMENTS, { say: (m) => console.log(m) });
+  await ensurePythonEnv(RECSYS_REQUIREMENTS, { home: kaonHome(), say: (m) => console.log(m) });
   await withBenchWorker('bench-cache', () => ({}), async ({ kaon, tmp }) => {
     const rows: { label: string; ms: number; executed: number; cached: number }[] = [];
     for (const label of ['cold run', 'cache-hit rerun']) {

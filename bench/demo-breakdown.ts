@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { RECSYS_REQUIREMENTS } from '../activities/recommender';
 import { ensurePythonEnv } from '../src/execution/python-env';
-import { defaultExecutors } from '../src/runtime';
+import { defaultExecutors, kaonHome } from '../src/runtime';
 import { retrainRecommender } from '../workflows/recommender';
 import { withBenchWorker } from './support';
 const ROOT = path.resolve(__dirname, '..');
@@ -42,7 +42,7 @@ interface Interval { key: string; type: string; scheduled: number; started: numb
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  const python = await ensurePythonEnv(RECSYS_REQUIREMENTS, { say: (m) => console.log(m) });
+  const python = await ensurePythonEnv(RECSYS_REQUIREMENTS, { home: kaonHome(), say: (m) => console.log(m) });
   console.log(`python env ready in ${Date.now() - t0} ms (${python})`);
 
   const executorMs = new Map<string, number>();

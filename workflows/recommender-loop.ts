@@ -147,11 +147,11 @@ export const recommenderLoop = definePipeline({
         }, { key: 'publish' });
         champion = { version, date, ndcgAtK: c.metrics.ndcgAtK, lift: c.metrics.lift, model: c.model };
       }
-      entry = { ...base, ...verdict, challenger, champion: champion && { version: champion.version, date: champion.date, ndcgAtK: champion.ndcgAtK } };
+      entry = { ...base, ...verdict, challenger, champion: entryChampion(champion) };
     } catch (err) {
       // A bad day (data quality, a failing script) is recorded and the loop goes on; anything else is a bug.
       if (!(err instanceof ChildWorkflowFailure)) throw err;
-      entry = { ...base, decision: 'failed', reason: err.cause?.message ?? err.message, challenger: null, champion: champion && { version: champion.version, date: champion.date, ndcgAtK: champion.ndcgAtK } };
+      entry = { ...base, decision: 'failed', reason: err.cause?.message ?? err.message, challenger: null, champion: entryChampion(champion) };
     }
     const h = await k.step(appendChampionHistory, { country: p.country, history: p.history, entry }, { key: 'history' });
     const next = { ...p, iteration, champion, history: h.history, lastDate: p.lastDate && p.lastDate > date ? p.lastDate : date };
@@ -159,6 +159,11 @@ export const recommenderLoop = definePipeline({
     return k.continueAsNew(next);
   },
 });
+
+/** The champion as a history line records it (no model ref: the line is for people). */
+function entryChampion(c: z.output<typeof Champion> | null): ChampionEntry['champion'] {
+  return c && { version: c.version, date: c.date, ndcgAtK: c.ndcgAtK };
+}
 
 /** The reference spec of a country, or a moderate one seeded from its code. */
 export function countrySpec(code: string): z.output<typeof CountrySpec> {

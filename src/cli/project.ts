@@ -89,7 +89,14 @@ function loadModule(file: string, what: 'workflows' | 'activities'): Record<stri
 export function loadPipelines(file: string): Map<string, Pipeline> {
   const mod = loadModule(file, 'workflows');
   const byName = new Map<string, Pipeline>();
-  for (const v of Object.values(mod)) if (isPipeline(v)) byName.set(v.kaon.name, v);
+  for (const [exported, v] of Object.entries(mod)) {
+    if (!isPipeline(v)) continue;
+    const prev = byName.get(v.kaon.name);
+    if (prev && prev !== v) {
+      throw new KaonError({ code: ErrorCode.invalidDefinition, what: `two pipelines in ${file} are named "${v.kaon.name}" (one exported as ${exported})`, fix: 'give every pipeline a unique name; the name is the Temporal workflow type' });
+    }
+    byName.set(v.kaon.name, v);
+  }
   if (byName.size === 0) {
     throw new KaonError({
       code: ErrorCode.config,

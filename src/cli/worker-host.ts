@@ -77,6 +77,10 @@ export async function hostWorker(io: CliIo, project: Project, opts: HostOptions)
     throw err;
   }
   say(io.stdout, `${opts.label}: connected to ${address} (namespace ${namespace})`);
+  const unimplemented = steps.filter((d) => !d.run && !impls.some((i) => i.def.name === d.name)).map((d) => d.name).sort();
+  if (unimplemented.length) {
+    say(io.stderr, `${opts.label}: warning: step contracts with no implementation in ${project.activities}: ${unimplemented.join(', ')}. A run that calls one fails at once. To fix: implementStep(<step>, fn) next to the contract, or give it run: python(…) / command(…)`);
+  }
   if (worker.deployment) say(io.stdout, `  build ${worker.deployment.buildId} of worker deployment ${worker.deployment.name} (runs stay on the build they started on; loops move at continue-as-new)`);
   for (const q of queues) {
     const stepNames = [...(byQueue.get(q) ?? [])].sort();

@@ -11,6 +11,11 @@ import { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
 import { KaonSchedules } from './schedules';
 import { KaonDeployments } from './deployments';
+import { checkUnknownParams } from '../definition/params';
+import { assertJsonValue } from '../definition/json-value';
+
+/** Params above this are refused at once: workflow history is no place for data. */
+const MAX_PARAMS_BYTES = 1024 * 1024;
 import { checkRecordedInput, readStepCall, type StepCallRecord } from './step-calls';
 import type { StepDef, StepParsedInput } from '../definition/step';
 
@@ -98,8 +103,18 @@ export class KaonClient {
   private async startRun(pipeline: AnyPipeline | string, params: unknown, opts: StartOptions & { resumeFrom?: StepCall['resumeFrom'] }): Promise<RunHandle> {
     const name = typeof pipeline === 'string' ? pipeline : pipeline.kaon.name;
     let derivedKey = false;
+    assertJsonValue(params, `params of pipeline "${name}"`);
+    const size = Buffer.byteLength(JSON.stringify(params) ?? '');
+    if (size > MAX_PARAMS_BYTES) {
+      throw new KaonError({
+        code: ErrorCode.invalidParams,
+        what: `params of pipeline "${name}" are ${(size / 1024 / 1024).toFixed(1)} MiB of JSON, over Kaon's ${MAX_PARAMS_BYTES / 1024 / 1024} MiB limit (Temporal refuses payloads over 2 MiB, after retrying for about 40 s)`,
+        fix: 'store the data as an artifact and pass its ArtifactRef in the params (for a sweep: a JSON-lines manifest, see k.map)',
+      });
+    }
     if (isPipeline(pipeline)) {
       // Validate before anything reaches the server: bad params never create a run.
+      if (pipeline.kaon.unknownParams !== 'strip') checkUnknownParams(pipeline.kaon.params, params, `params of pipeline "${name}"`);
       const parsed = parseOrThrow(pipeline.kaon.params, params, {
         code: ErrorCode.invalidParams,
         subject: `params of pipeline "${name}"`,
@@ -147,10 +162,32 @@ export class KaonClient {
       return new RunHandle(this.temporal, handle, false, this.resumer, isPipeline(pipeline) ? pipeline.kaon.messages : undefined);
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError && opts.runKey) {
+        await this.refuseOtherParams(pipeline, workflowId, params, opts.runKey);
         return new RunHandle(this.temporal, this.temporal.workflow.getHandle(workflowId), true, this.resumer, isPipeline(pipeline) ? pipeline.kaon.messages : undefined);
       }
       throw err;
     }
+  }
+
+  /** A run key names one run: the same key with other params is a mistake, shown with both sets of params. */
+  private async refuseOtherParams(pipeline: AnyPipeline | string, workflowId: string, params: unknown, runKey: string): Promise<void> {
+    const desc = await this.temporal.workflow.getHandle(workflowId).describe();
+    const firstRunId = desc.raw.workflowExecutionInfo?.firstRunId || desc.runId;
+    const page = await this.temporal.workflowService.getWorkflowExecutionHistory({ namespace: this.temporal.options.namespace, execution: { workflowId, runId: firstRunId }, maximumPageSize: 1 });
+    const input = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    if (!input) return;
+    const earlier: unknown = this.temporal.options.loadedDataConverter.payloadConverter.fromPayload(input);
+    const norm = (v: unknown) => {
+      if (!isPipeline(pipeline)) return canonicalJson(v);
+      const r = pipeline.kaon.params.safeParse(v);
+      return canonicalJson(r.success ? r.data : v);
+    };
+    if (norm(earlier) === norm(params)) return;
+    throw new KaonError({
+      code: ErrorCode.invalidParams,
+      what: `run key "${runKey}" already names run ${workflowId}, started with other params: ${truncateJson(earlier)}; this start passed ${truncateJson(params)}`,
+      fix: 'use another run key for other params, or leave the key out; to see the existing run: kaon status ' + workflowId,
+    });
   }
 
   private readonly resumer = (id: string, opts: ResumeOptions): Promise<RunHandle> => this.resume(id, opts);
@@ -162,6 +199,7 @@ export class KaonClient {
    */
   async emit<E extends EventDef>(event: E | string, payload: E extends EventDef ? z.input<E['payload']> : unknown, opts: { id?: string; taskQueue?: string } = {}): Promise<{ event: string; id: string }> {
     const name = typeof event === 'string' ? event : event.name;
+    assertJsonValue(payload, `payload of event "${name}"`);
     let value: unknown = payload;
     if (isEventDef(event)) value = parseOrThrow(event.payload, payload, { code: ErrorCode.invalidParams, subject: `payload of event "${name}"`, fix: "emit a payload that matches the event's schema" });
     else if (!/^[A-Za-z][A-Za-z0-9_.-]{0,99}$/.test(name)) throw new KaonError({ code: ErrorCode.invalidParams, what: `event name ${JSON.stringify(name)} is not valid`, fix: "use the name of a defineEvent(), e.g. 'viewing-history'" });
@@ -245,4 +283,9 @@ export async function connect(opts: ConnectOptions = {}): Promise<KaonClient> {
   const connection = opts.connection ?? (await Connection.connect(cfg.connectionOptions));
   const client = new Client({ connection, namespace: opts.namespace ?? cfg.namespace });
   return new KaonClient(client, opts.taskQueue ?? DEFAULT_TASK_QUEUE(), opts.connection === undefined);
+}
+
+function truncateJson(v: unknown): string {
+  const t = JSON.stringify(v) ?? String(v);
+  return t.length > 300 ? `${t.slice(0, 300)}…` : t;
 }

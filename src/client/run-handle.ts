@@ -1,5 +1,6 @@
 import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
+import { assertJsonValue } from '../definition/json-value';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { QUERY_PROGRESS, UPDATE_DECIDE, UPDATE_MESSAGE, UPDATE_PAUSE, type DecideRequest, type PauseRequest } from '../definition/internal/protocol';
@@ -86,6 +87,7 @@ export class RunHandle<R = unknown, M extends Record<string, z.ZodType> = Record
 
   /** Send a typed message; resolves to what the pipeline's onMessage handler returned (else the stored value). */
   async send<K extends keyof M & string>(name: K, value: z.input<M[K]>): Promise<unknown> {
+    assertJsonValue(value, `message "${name}"`);
     const schema = this.messages?.[name];
     if (this.messages && !schema) {
       throw new KaonError({ code: ErrorCode.invalidParams, what: `pipeline has no message "${name}" (it declares ${Object.keys(this.messages).join(', ') || 'none'})`, fix: 'send one of the declared messages' });

@@ -41,6 +41,8 @@ export interface Backend {
   deleteBlob(sha256: string): Promise<boolean>;
   /** A local file holding the blob, when the backend keeps blobs on the local disk (unverified). */
   localBlobPath?(sha256: string): string;
+  /** Where the verification record of a local blob is kept (see verified.ts); with localBlobPath only. */
+  localRecordPath?(sha256: string): string;
 }
 
 /** `sha256/ab/<full sha>`: two hex characters of fan-out keep folders small; the full hash stays greppable. */

@@ -21,6 +21,7 @@ export function assertRecordKey(key: string): void {
 /**
  * Blobs and records in a local folder:
  *   <root>/sha256/ab/<sha256>   blobs, read-only (0444), published by rename from <root>/tmp/
+ *   <root>/verified/ab/<sha256> the blob's verification record (verified.ts): lets a verified read skip the hash
  *   <root>/<record key>         JSON records (lineage/, used-by/, runs/, memo/), each written atomically
  */
 export class FileBackend implements Backend {
@@ -36,6 +37,10 @@ export class FileBackend implements Backend {
 
   localBlobPath(sha256: string): string {
     return path.join(this.root, ...blobKey(sha256).split('/'));
+  }
+
+  localRecordPath(sha256: string): string {
+    return path.join(this.root, 'verified', sha256.slice(0, 2), sha256);
   }
 
   blobUri(sha256: string): string {
@@ -88,6 +93,7 @@ export class FileBackend implements Backend {
     const p = this.localBlobPath(sha256);
     const existed = (await this.statBlob(sha256)) !== undefined;
     await rm(p, { force: true });
+    await rm(this.localRecordPath(sha256), { force: true });
     return existed;
   }
 }

@@ -10,7 +10,7 @@
  * by its sha256, writes atomically, and verifies the sha256 on every read.
  *
  * @example
- * const store = createArtifactStore();
+ * const store = createArtifactStore(process.env.KAON_ARTIFACTS, { home: '/srv/project/.kaon' }); // or defaultArtifactStore() (kaon/worker)
  * const producer = { pipeline: 'retrain', runId, step: 'train[US]', attempt: 1 };
  * const model = await store.put({ path: '/tmp/model.pt' }, { name: 'model.pt', producer, inputs: [features] });
  * const file = await store.getPath(model);          // verified local file

@@ -1,17 +1,18 @@
-import { stat } from 'node:fs/promises';
+import { chmod, link, mkdir, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ArtifactRef, Producer } from '../definition/artifact-ref';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
-import { kaonHome } from '../runtime/paths';
 import { blobKey, checkSource, type ArtifactSource, type Backend, type RecordStore } from './backend';
 import { FileBackend } from './file-backend';
 import { readLineage, writeLineage, type LineageRecord } from './lineage';
 import { guessMediaType, keySegment, validateArtifactName, validateMediaType } from './names';
 import { S3Backend, s3ClientFromEnv, type S3Options } from './s3-backend';
-import { VerifyingTransform, hashFile, writeFileAtomic, type BlobInfo } from './streams';
+import { VerifyingTransform, hashFile, verifiedFileStream, writeFileAtomic, type BlobInfo } from './streams';
+import { matches, readRecord, recordable, recordOf, unchanged, writeRecord } from './verified';
 
 export interface PutMeta {
   /** A relative name such as `model.pt` or `features/US.parquet`; used when the artifact is materialised. */
@@ -49,9 +50,12 @@ export interface ArtifactStore {
   getStream(ref: ArtifactRef): Promise<Readable>;
   /**
    * A verified local file with the bytes. Without `dir`: the blob itself for a local store (read-only; never
-   * modify it), else a cached copy. With `dir`: a copy at `<dir>/<name or sha256>`.
+   * modify it), else a cached copy. With `dir`: a copy at `<dir>/<name or sha256>`, or with `{ link: true }` a hard
+   * link to the read-only (0444) blob when the store is local, on the same filesystem, and links are safe (see
+   * ArtifactStoreOptions.links); else a copy.
+   * A local blob that was verified before and has not changed since (same size, mtime, inode) is not hashed again.
    */
-  getPath(ref: ArtifactRef, dir?: string): Promise<string>;
+  getPath(ref: ArtifactRef, dir?: string, opts?: { link?: boolean }): Promise<string>;
   /** The bytes in memory, verified; for small artifacts only (refuses more than `maxBytes`, default 64 MiB). */
   getBytes(ref: ArtifactRef, opts?: { maxBytes?: number }): Promise<Buffer>;
   /** Whether the blob is stored (with the ref's size, when a ref is given). */
@@ -70,20 +74,43 @@ export interface ArtifactStore {
 export interface ArtifactStoreOptions {
   /** Options of the S3 client for s3:// stores (else from the AWS environment and KAON_S3_ENDPOINT). */
   s3?: S3Options;
-  /** Local folder for S3 upload spools and materialised copies. Default: kaonHome() (.kaon/). */
+  /**
+   * Kaon's home folder (`.kaon/`): without a url and $KAON_ARTIFACTS the store is `<home>/artifacts`. The runtime
+   * passes kaonHome() (see defaultArtifactStore in src/runtime); the data seam does not locate it itself.
+   */
+  home?: string;
+  /** Local folder for S3 upload spools and materialised copies. Default: `home`, else `<os tmpdir>/kaon`. */
   localDir?: string;
+  /**
+   * When `getPath(ref, dir, { link: true })` hard-links a local blob instead of copying it. The blob is read-only
+   * (0444), so a step that opens its input for writing gets EACCES — but root bypasses permission bits, so 'auto'
+   * (the default) links only when the process is not root, and copies otherwise. 'always' links even as root
+   * (then only verification guards the blob: a change is caught by the next verified read). 'never' copies.
+   */
+  links?: 'auto' | 'always' | 'never';
+  /** Instrumentation (tests, benchmarks): how the store hashes a local file. Default: a double-buffered reader. */
+  hashFile?: (file: string) => Promise<BlobInfo>;
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
 
 /**
- * The artifact store named by one setting: `url`, else $KAON_ARTIFACTS, else `<kaonHome()>/artifacts`.
+ * The artifact store named by one setting: `url`, else $KAON_ARTIFACTS, else `<opts.home>/artifacts`.
  *   file:///abs/path (or a bare absolute path)   a local folder
  *   s3://bucket/prefix                          S3 or an S3-compatible server ($KAON_S3_ENDPOINT)
  */
 export function createArtifactStore(url?: string, opts: ArtifactStoreOptions = {}): ArtifactStore {
-  const localDir = opts.localDir ?? kaonHome();
-  return new Store(backendFor(url ?? (process.env.KAON_ARTIFACTS || undefined), opts, localDir), localDir);
+  const localDir = opts.localDir ?? opts.home ?? path.join(os.tmpdir(), 'kaon');
+  const setting = url ?? (process.env.KAON_ARTIFACTS || undefined);
+  if (setting === undefined && opts.home === undefined) {
+    throw new KaonError({
+      code: ErrorCode.config,
+      what: 'no artifact store location: no url, KAON_ARTIFACTS is unset and no Kaon home was given',
+      where: 'createArtifactStore',
+      fix: 'pass a url (file:///abs/folder or s3://bucket/prefix), set KAON_ARTIFACTS, or pass { home } (the runtime\'s defaultArtifactStore() uses <project>/.kaon)',
+    });
+  }
+  return new Store(backendFor(setting, opts, localDir), localDir, opts);
 }
 
 function configError(setting: string, why: string): KaonError {
@@ -96,7 +123,7 @@ function configError(setting: string, why: string): KaonError {
 }
 
 function backendFor(url: string | undefined, opts: ArtifactStoreOptions, localDir: string): Backend {
-  if (url === undefined) return new FileBackend(path.join(kaonHome(), 'artifacts'));
+  if (url === undefined) return new FileBackend(path.join(path.resolve(opts.home!), 'artifacts'));
   if (url.startsWith('/')) return new FileBackend(path.resolve(url));
   if (url.startsWith('file:')) {
     let root: string;
@@ -133,10 +160,16 @@ class Store implements ArtifactStore {
   readonly records: RecordStore;
   private readonly cacheDir: string;
 
-  constructor(private readonly backend: Backend, localDir: string) {
+  private readonly hash: (file: string) => Promise<BlobInfo>;
+  private readonly linksSafe: boolean;
+
+  constructor(private readonly backend: Backend, localDir: string, opts: ArtifactStoreOptions = {}) {
     this.url = backend.url;
     this.records = backend.records;
     this.cacheDir = path.join(localDir, 'cache', 'artifacts');
+    this.hash = opts.hashFile ?? hashFile;
+    const links = opts.links ?? 'auto';
+    this.linksSafe = links === 'always' || (links === 'auto' && process.getuid?.() !== 0);
   }
 
   async put(source: ArtifactSource, meta: PutMeta): Promise<ArtifactRef> {
@@ -207,6 +240,12 @@ class Store implements ArtifactStore {
 
   async getStream(refIn: ArtifactRef): Promise<Readable> {
     const ref = this.checkRef(refIn, 'getStream');
+    if (this.backend.localBlobPath) {
+      // One stage: read large chunks and hash them in the same pass (no Transform, no extra buffering).
+      const stream = await verifiedFileStream(this.backend.localBlobPath(ref.sha256), ref, (actual) => this.corrupt(ref, actual));
+      if (!stream) throw this.missing(ref);
+      return stream;
+    }
     const src = await this.backend.openBlob(ref.sha256);
     if (!src) throw this.missing(ref);
     const verifier = new VerifyingTransform(ref, (actual) => this.corrupt(ref, actual));
@@ -215,24 +254,70 @@ class Store implements ArtifactStore {
     return verifier;
   }
 
-  async getPath(refIn: ArtifactRef, dir?: string): Promise<string> {
-    const ref = this.checkRef(refIn, 'getPath');
-    if (dir === undefined && this.backend.localBlobPath) {
-      const blob = this.backend.localBlobPath(ref.sha256);
-      const actual = await hashFile(blob).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') throw this.missing(ref);
-        throw err;
-      });
-      if (actual.sha256 !== ref.sha256 || actual.size !== ref.size) throw this.corrupt(ref, actual);
-      return blob;
+  /**
+   * Verify a local blob in place: skipped when its verification record still matches the file, else hashed (and
+   * recorded when the file is not being written and its mtime is clearly in the past; see verified.ts).
+   */
+  private async verifiedLocalBlob(ref: ArtifactRef): Promise<string> {
+    const blob = this.backend.localBlobPath!(ref.sha256);
+    const recordFile = this.backend.localRecordPath?.(ref.sha256);
+    const startedMs = Date.now();
+    const before = await stat(blob, { bigint: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw this.missing(ref);
+      throw err;
+    });
+    if (recordFile && before.size === BigInt(ref.size) && matches(await readRecord(recordFile), ref.sha256, before)) return blob;
+    const actual = await this.hash(blob).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw this.missing(ref);
+      throw err;
+    });
+    if (actual.sha256 !== ref.sha256 || actual.size !== ref.size) throw this.corrupt(ref, actual);
+    if (recordFile && recordable(before, startedMs)) {
+      const after = await stat(blob, { bigint: true }).catch(() => undefined);
+      if (after && unchanged(before, after)) await writeRecord(recordFile, recordOf(ref.sha256, after));
     }
+    return blob;
+  }
+
+  async getPath(refIn: ArtifactRef, dir?: string, opts: { link?: boolean } = {}): Promise<string> {
+    const ref = this.checkRef(refIn, 'getPath');
+    if (dir === undefined && this.backend.localBlobPath) return this.verifiedLocalBlob(ref);
     const dest = dir === undefined ? path.join(this.cacheDir, ...blobKey(ref.sha256).split('/')) : inside(dir, ref);
-    if (await fileHolds(dest, ref)) return dest;
+    if (opts.link && dir !== undefined && this.backend.localBlobPath && this.linksSafe) {
+      const linked = await this.linkBlob(ref, dest);
+      if (linked) return linked;
+    }
+    if (await fileHolds(dest, ref, this.hash)) return dest;
     const src = await this.backend.openBlob(ref.sha256);
     if (!src) throw this.missing(ref);
     // Verified on the way into a temp file; only matching bytes are renamed into place.
     await writeFileAtomic(dest, src, [new VerifyingTransform(ref, (actual) => this.corrupt(ref, actual))]);
     return dest;
+  }
+
+  /**
+   * Hard-link the verified blob at `dest`. The blob is made read-only first (0444, its mode since put; restored if
+   * someone changed it), so the step reading it cannot write through the link. Undefined when a link cannot be made
+   * (another filesystem, a filesystem without hard links, dest taken): the caller copies instead.
+   */
+  private async linkBlob(ref: ArtifactRef, dest: string): Promise<string | undefined> {
+    const blob = await this.verifiedLocalBlob(ref);
+    const st = await stat(blob);
+    if ((st.mode & 0o222) !== 0) await chmod(blob, 0o444);
+    try {
+      await mkdir(path.dirname(dest), { recursive: true });
+      await link(blob, dest);
+      return dest;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') {
+        const there = await stat(dest).catch(() => undefined);
+        if (there && there.ino === st.ino && there.dev === st.dev) return dest;
+        return undefined;
+      }
+      if (code === 'EXDEV' || code === 'EPERM' || code === 'EMLINK' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return undefined;
+      throw err;
+    }
   }
 
   async getBytes(refIn: ArtifactRef, opts: { maxBytes?: number } = {}): Promise<Buffer> {
@@ -294,8 +379,8 @@ function inside(dir: string, ref: ArtifactRef): string {
 }
 
 /** Whether a local file already holds exactly the ref's bytes (then materialising again is a no-op). */
-async function fileHolds(file: string, ref: ArtifactRef): Promise<boolean> {
+async function fileHolds(file: string, ref: ArtifactRef, hash: (file: string) => Promise<BlobInfo>): Promise<boolean> {
   const st = await stat(file).catch(() => undefined);
   if (!st?.isFile() || st.size !== ref.size) return false;
-  return (await hashFile(file)).sha256 === ref.sha256;
+  return (await hash(file)).sha256 === ref.sha256;
 }

@@ -62,6 +62,7 @@ export const ErrorCode = {
   badInput: 'KAON_BAD_INPUT',
   processFailed: 'KAON_PROCESS_FAILED',
   timeout: 'KAON_TIMEOUT',
+  pipelineError: 'KAON_PIPELINE_ERROR',
 } as const;
 
 const MAX_RECEIVED = 80;

@@ -12,6 +12,8 @@ export interface PipelineMeta<P extends z.ZodType = z.ZodType, M extends Record<
   readonly triggers: readonly Trigger[];
   /** Under Worker Versioning: stay on the starting build ('pinned') or follow the current one. */
   readonly versioning: 'pinned' | 'auto-upgrade';
+  /** Params fields the schema does not declare: refused or dropped. */
+  readonly unknownParams: 'error' | 'strip';
   /** The run key of a start that names none (one run per country, say). */
   readonly runKey: ((params: unknown) => string) | undefined;
 }

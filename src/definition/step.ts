@@ -45,7 +45,8 @@ export interface StepOptions {
 
 export interface StepConfig<I extends z.ZodType, O extends z.ZodType> extends StepOptions {
   name: string;
-  version: number | string;
+  /** A positive whole number; bump it when the behaviour changes (older cached outputs are then not reused). */
+  version: number;
   description?: string;
   input: I;
   output: O;
@@ -55,7 +56,7 @@ export interface StepConfig<I extends z.ZodType, O extends z.ZodType> extends St
 export interface StepDef<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
   readonly kind: 'kaon.step';
   readonly name: string;
-  readonly version: number | string;
+  readonly version: number;
   readonly description: string | undefined;
   readonly input: I;
   readonly output: O;
@@ -87,6 +88,39 @@ export function assertName(kind: string, name: unknown): asserts name is string 
   }
 }
 
+/**
+ * Check a step's options (at defineStep, and a call's overrides at k.step), so a bad retry policy or timeout fails
+ * where it is written — not as a command Temporal refuses and retries for ever.
+ */
+export function validateStepOptions(o: Partial<StepOptions>, where: string): void {
+  const bad = (what: string, fix: string): never => {
+    throw new KaonError({ code: ErrorCode.invalidDefinition, what, where, fix });
+  };
+  for (const key of ['timeout', 'scheduleToClose', 'heartbeat'] as const) {
+    const d = o[key];
+    if (d !== undefined && toMs(d, `${where}, option ${key}`) <= 0) bad(`option ${key} is ${JSON.stringify(d)}`, `give a positive duration such as '30s', or leave ${key} out`);
+  }
+  if (o.queue !== undefined && (typeof o.queue !== 'string' || !/^[A-Za-z0-9_.-]{1,100}$/.test(o.queue))) {
+    bad(`queue ${JSON.stringify(o.queue)} is not a valid queue name`, "use letters, digits, '_', '-' or '.', e.g. queue: 'gpu'");
+  }
+  const r = o.retry;
+  if (r === undefined) return;
+  if (typeof r !== 'object' || r === null) bad(`retry must be an object, got ${JSON.stringify(r)}`, 'pass e.g. retry: { maximumAttempts: 5, backoffCoefficient: 2 }');
+  if (r.backoffCoefficient !== undefined && !(typeof r.backoffCoefficient === 'number' && r.backoffCoefficient >= 1)) {
+    bad(`retry.backoffCoefficient ${JSON.stringify(r.backoffCoefficient)} is below 1`, 'use 1 (a constant interval) or more, e.g. 2 (each retry waits twice as long)');
+  }
+  if (r.maximumAttempts !== undefined && !(Number.isInteger(r.maximumAttempts) && r.maximumAttempts >= 0)) {
+    bad(`retry.maximumAttempts ${JSON.stringify(r.maximumAttempts)} is not a whole number ≥ 0`, 'use e.g. 3; 1 means no retry, 0 retries for ever');
+  }
+  const initial = r.initialInterval === undefined ? undefined : toMs(r.initialInterval as Duration, `${where}, retry.initialInterval`);
+  const max = r.maximumInterval === undefined ? undefined : toMs(r.maximumInterval as Duration, `${where}, retry.maximumInterval`);
+  if (initial !== undefined && initial <= 0) bad(`retry.initialInterval ${JSON.stringify(r.initialInterval)} is not positive`, "use e.g. '1s'");
+  if (initial !== undefined && max !== undefined && max < initial) bad(`retry.maximumInterval (${String(r.maximumInterval)}) is below retry.initialInterval (${String(r.initialInterval)})`, 'make maximumInterval at least initialInterval');
+  if (r.nonRetryableErrorTypes !== undefined && !(Array.isArray(r.nonRetryableErrorTypes) && r.nonRetryableErrorTypes.every((t) => typeof t === 'string'))) {
+    bad('retry.nonRetryableErrorTypes must be a list of error type names', "pass e.g. ['KAON_BAD_INPUT']");
+  }
+}
+
 /** Define a step: a typed, versioned contract shared by workflow, worker and client. */
 export function defineStep<I extends z.ZodType, O extends z.ZodType>(config: StepConfig<I, O>): StepDef<I, O> {
   assertName('step', config.name);
@@ -100,10 +134,10 @@ export function defineStep<I extends z.ZodType, O extends z.ZodType>(config: Ste
     });
   }
   const { name, version, description, input, output, run, ...options } = config;
-  for (const key of ['timeout', 'scheduleToClose', 'heartbeat'] as const) {
-    const d = options[key];
-    if (d !== undefined) toMs(d, `${where}, option ${key}`);
+  if (!Number.isInteger(version) || version < 1) {
+    throw new KaonError({ code: ErrorCode.invalidDefinition, what: `version ${JSON.stringify(version)} is not a positive whole number`, where, fix: 'give the step version: 1, and bump it when its behaviour changes (cached outputs of older versions are then not reused)' });
   }
+  validateStepOptions(options, where);
   return Object.freeze({ kind: 'kaon.step', name, version, description, input, output, options: Object.freeze(options), run });
 }
 

@@ -7,6 +7,7 @@ import { priorLine, readSweep } from '../data/manifest';
 import { isArtifactRef, type ArtifactRef } from '../definition/artifact-ref';
 import type { StepDef, StepRunner } from '../definition/step';
 import type { StepArtifacts, StepContext, StepImpl } from './implement';
+import { assertJsonValue } from '../definition/json-value';
 
 /** JSON outputs above this stay out of workflow history (invariant 4). Temporal itself fails at 2 MiB. */
 export const MAX_OUTPUT_BYTES = 256 * 1024;
@@ -71,7 +72,23 @@ export function collectRunnables(deps: Pick<StepActivityDeps, 'impls' | 'steps' 
     }
     byName.set(def.name, { def, exec });
   };
-  for (const impl of deps.impls) add(impl.def, async (input, ctx) => impl.fn(input as never, ctx));
+  const implemented = new Set<StepImpl>();
+  for (const impl of deps.impls) {
+    if (implemented.has(impl)) continue; // the same implementation exported twice (re-exports) is one
+    if (deps.impls.some((other) => other !== impl && implemented.has(other) && other.def.name === impl.def.name)) {
+      throw new KaonError({ code: ErrorCode.invalidDefinition, what: `step "${impl.def.name}" is implemented twice`, fix: 'keep one implementStep() per step in the activities module the worker loads' });
+    }
+    implemented.add(impl);
+    add(impl.def, async (input, ctx) => impl.fn(input as never, ctx));
+  }
+  const contracts = new Map<string, StepDef>();
+  for (const def of deps.steps ?? []) {
+    const other = contracts.get(def.name) ?? byName.get(def.name)?.def;
+    if (other && other !== def) {
+      throw new KaonError({ code: ErrorCode.invalidDefinition, what: `two different steps are named "${def.name}"`, fix: 'give every step a unique name; the name is the Temporal activity type' });
+    }
+    contracts.set(def.name, def);
+  }
   for (const def of deps.steps ?? []) {
     if (!def.run || byName.has(def.name)) continue;
     const executor = deps.executors?.[def.run.kind];
@@ -146,6 +163,8 @@ interface ItemEnv {
 
 /** Validate the output and bound its size (invariants 3 and 4). */
 export function checkOutput(def: StepDef, raw: unknown, key: string): unknown {
+  // Before zod: a function, NaN or Map would otherwise vanish or change on the way into history.
+  assertJsonValue(raw, `output of step "${def.name}" (key ${key})`, 'return plain JSON data (large or binary data as an artifact ref)', ErrorCode.invalidOutput);
   const output = parseOrThrow(def.output, raw, {
     code: ErrorCode.invalidOutput,
     subject: `output of step "${def.name}" (key ${key})`,

@@ -14,14 +14,16 @@ import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, KaonError } from '../definition/errors';
-import { kaonHome } from '../runtime/paths';
 import type { StepLogger } from './implement';
 import { formatTail, runProcess } from './process';
 
 export interface PythonEnvOptions {
   /** Base interpreter. Default $KAON_PYTHON or `python3` on PATH. */
   python?: string;
-  /** Cache root. Default kaonHome() (`.kaon/`). */
+  /**
+   * Cache root (Kaon's home, `.kaon/`): environments go to `<home>/venvs/`. Default $KAON_PYTHON_ENVS (the venvs
+   * folder itself); one of them is needed for steps with requirements. The runtime passes kaonHome().
+   */
   home?: string;
   /** Progress messages while building. Default: stderr. */
   say?: (message: string) => void;
@@ -105,7 +107,15 @@ export async function ensurePythonEnv(requirements: readonly string[], opts: Pyt
   if (reqs.length === 0) return base.executable;
   const key = pythonEnvKey(reqs, `${base.executable}|${base.version}`);
   // KAON_PYTHON_ENVS shares environments between projects (or test homes); they are keyed by content anyway.
-  const root = opts.home ? path.join(opts.home, 'venvs') : process.env.KAON_PYTHON_ENVS ? path.resolve(process.env.KAON_PYTHON_ENVS) : path.join(kaonHome(), 'venvs');
+  const root = opts.home ? path.join(opts.home, 'venvs') : process.env.KAON_PYTHON_ENVS ? path.resolve(process.env.KAON_PYTHON_ENVS) : undefined;
+  if (root === undefined) {
+    throw new KaonError({
+      code: ErrorCode.config,
+      what: `no folder for the Python environment of [${reqs.join(', ')}]: no home was given and KAON_PYTHON_ENVS is unset`,
+      fix: 'pass { home } (createRunnerExecutors({ pythonEnv: { home } }); the runtime\'s defaultExecutors passes <project>/.kaon) or set KAON_PYTHON_ENVS',
+      retryable: false,
+    });
+  }
   const dir = path.join(root, key);
   if (await isReady(dir)) return venvPython(dir);
   let p = inFlight.get(dir);

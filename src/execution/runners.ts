@@ -16,18 +16,17 @@ import { isArtifactRef } from '../definition/artifact-ref';
 import { toMs } from '../definition/duration';
 import { ErrorCode, fieldPath, KaonError } from '../definition/errors';
 import type { StepDef, StepRunner } from '../definition/step';
-import { KAON_PACKAGE_ROOT, projectRoot } from '../runtime/paths';
 import type { RunnerExecutor } from './activities';
 import type { StepContext, StepLogger } from './implement';
 import { runProcess, type ArtifactMessage, type TailLine } from './process';
 import { ensurePythonEnv, type PythonEnvOptions } from './python-env';
 
-/** The folder holding kaon_step.py; put on PYTHONPATH of every step process. */
-export const KAON_PYTHON_HELPERS = path.join(KAON_PACKAGE_ROOT, 'python');
+/** The folder holding kaon_step.py (shipped with the package, next to src/); put on PYTHONPATH of every step process. */
+export const KAON_PYTHON_HELPERS = path.resolve(__dirname, '..', '..', 'python');
 
 /** What an executor needs from the artifact store (src/data adapts its store to this). */
 export interface ArtifactIO {
-  /** Make the artifact a local file inside `dir` (download or link) and return its path. */
+  /** Make the artifact a local file inside `dir` (download, copy, or a hard link to a read-only blob) and return its path. The step must treat it as read-only. */
   materialise(ref: ArtifactRef, dir: string): Promise<string>;
   /** Store a file the step produced; `inputs` are the step's input artifacts (lineage). */
   save(file: { path: string; name: string; mediaType?: string }, inputs: ArtifactRef[], producer: Producer): Promise<ArtifactRef>;
@@ -40,7 +39,10 @@ export interface RunnerDeps {
   pythonEnv?: Omit<PythonEnvOptions, 'signal'>;
   /** Receives the programs' stdout/stderr lines. Default: the step's logger (ctx.log). */
   log?: StepLogger;
-  /** Project root for relative paths. Default: projectRoot() (nearest package.json upwards from cwd). */
+  /**
+   * Project root for relative paths (also the default cwd). Default: process.cwd(). The runtime's defaultExecutors
+   * passes projectRoot() (the nearest package.json upwards from cwd).
+   */
   root?: string;
   /** SIGTERM → SIGKILL grace on cancellation or timeout. Default 5000 ms. */
   killGraceMs?: number;
@@ -158,7 +160,7 @@ function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 
 /** Build the executors for `command()` ('process') and `python()` steps. Pass them to createKaonWorker. */
 export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, RunnerExecutor> {
-  const root = () => deps.root ?? projectRoot();
+  const root = () => deps.root ?? process.cwd();
 
   async function execute(def: StepDef, input: unknown, ctx: StepContext, launch: (work: string) => Promise<Launch>): Promise<unknown> {
     const where = `step "${def.name}" (key ${ctx.key})`;

@@ -13,4 +13,5 @@ export { ensureTemporalCli, TEMPORAL_CLI_VERSION } from './temporal-cli';
 export { bundlePipelines, writeWorkflowEntry } from './bundle';
 export { connectionConfig, nativeConnectionConfig, DEFAULT_TASK_QUEUE } from './config';
 export { kaonHome, projectRoot } from './paths';
+export { defaultArtifactStore } from './artifacts';
 export { implementStep, createStepActivities, type StepContext, type StepImpl, type StepFn, type RunnerExecutor } from '../execution';

@@ -2,7 +2,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { toMs, type Duration } from '../definition/duration';
 import { ErrorCode, KaonError } from '../definition/errors';
 import { isStepDef, type StepDef } from '../definition/step';
-import { createArtifactStore, type ArtifactStore } from '../data/store';
+import type { ArtifactStore } from '../data/store';
 import { createMemoTable, memoKey } from '../data/memo';
 import { createRunIndex } from '../data/run-index';
 import { createStepActivities, type StepActivityDeps, type StepMemo } from '../execution/activities';
@@ -11,8 +11,12 @@ import { createMapActivities } from '../execution/map-activities';
 import { isStepImpl, type StepImpl } from '../execution/implement';
 import { taskQueueFor } from '../workflow/options';
 import { bundlePipelines } from './bundle';
+import { ApplicationFailure } from '@temporalio/common';
+import { Context } from '@temporalio/activity';
 import { DEFAULT_DEPLOYMENT, KaonDeployments } from '../client/deployments';
 import { DEFAULT_TASK_QUEUE, nativeConnectionConfig } from './config';
+import { defaultArtifactStore } from './artifacts';
+import { kaonHome, projectRoot } from './paths';
 
 export interface KaonWorkerOptions {
   /** The module that exports your pipelines (workflow code). */
@@ -50,12 +54,19 @@ function deploymentFromEnv(): KaonWorkerOptions['deployment'] {
   return { buildId, ...(process.env.KAON_DEPLOYMENT ? { name: process.env.KAON_DEPLOYMENT } : {}) };
 }
 
-/** Kaon's process and Python executors, reading and writing artifacts in `store`. */
+/**
+ * Kaon's process and Python executors, reading and writing artifacts in `store`. The runtime supplies the paths the
+ * execution seam does not look up itself: the project root (relative scripts, cwd) and `.kaon/` (Python envs).
+ */
 export function defaultExecutors(store: Pick<ArtifactStore, 'getPath' | 'put'>, deps: Omit<RunnerDeps, 'artifacts'> = {}): NonNullable<StepActivityDeps['executors']> {
   return createRunnerExecutors({
     ...deps,
+    root: deps.root ?? projectRoot(),
+    pythonEnv: { home: kaonHome(), ...deps.pythonEnv },
     artifacts: {
-      materialise: (ref, dir) => store.getPath(ref, dir),
+      // Inputs are hard links to the read-only blobs where the store is local (copies across filesystems, for S3,
+      // and for a root worker, which permission bits would not stop): see ArtifactStoreOptions.links.
+      materialise: (ref, dir) => store.getPath(ref, dir, { link: true }),
       save: (file, inputs, producer) => store.put({ path: file.path }, { name: file.name, ...(file.mediaType ? { mediaType: file.mediaType } : {}), producer, inputs }),
     },
   });
@@ -101,10 +112,23 @@ export function collectSteps(activities: KaonWorkerOptions['activities']): { imp
 export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWorker> {
   const taskQueue = opts.taskQueue ?? DEFAULT_TASK_QUEUE();
   const { impls, steps } = collectSteps(opts.activities);
-  const store = opts.artifacts ?? createArtifactStore();
+  const store = opts.artifacts ?? defaultArtifactStore();
   const executors = opts.executors ?? defaultExecutors(store);
   const memo = stepMemo(store);
-  const activities = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo }), ...createMapActivities(store) };
+  const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo }), ...createMapActivities(store) };
+  const known = Object.keys(served).filter((n) => !n.startsWith('kaon.')).sort();
+  const activities = {
+    ...served,
+    // A step no implementation here serves fails at once, naming it: retrying cannot make the code appear.
+    default: async () => {
+      const info = Context.current().info;
+      throw ApplicationFailure.create({
+        type: ErrorCode.noImplementation,
+        nonRetryable: true,
+        message: `step "${info.activityType}" is not implemented on the worker that took it (task queue ${info.taskQueue}; it implements ${known.join(', ') || 'no steps'}). To fix: implement it with implementStep(${info.activityType}, fn) in the activities module the worker loads, or give its contract run: python(…) or command(…), or route it with queue: to workers that have it`,
+      });
+    },
+  };
   const stepQueues = new Set<string>(['default']);
   for (const def of [...impls.map((i) => i.def), ...steps]) stepQueues.add(def.options.queue ?? 'default');
   const wanted = opts.queues ?? [...stepQueues];

@@ -1,7 +1,7 @@
 import { ActivityCancellationType, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { Priority } from '@temporalio/common';
 import { toMs } from '../definition/duration';
-import type { StepDef, StepOptions } from '../definition/step';
+import { validateStepOptions, type StepDef, type StepOptions } from '../definition/step';
 
 /** Per-call overrides of a step's options. `key` names the call in the run state (default: the step name). */
 export interface StepCallOptions extends Omit<StepOptions, 'cache'> {
@@ -20,6 +20,8 @@ export function taskQueueFor(base: string, queue: string): string {
 /** The Temporal activity options of one step call: the step's contract, then the call's overrides. */
 export function activityOptionsFor(def: StepDef, o: StepCallOptions, key: string, priority?: Priority): ActivityOptions {
   const where = `step "${def.name}"`;
+  const { key: _key, ...overrides } = o;
+  validateStepOptions(overrides, `${where}, call ${key}`);
   const timeout = o.timeout ?? def.options.timeout ?? DEFAULT_TIMEOUT;
   const summary = o.summary ?? def.options.summary;
   const opts: ActivityOptions = {

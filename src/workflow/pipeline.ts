@@ -1,6 +1,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { ApplicationFailure, ContinueAsNew, defineQuery, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, ContinueAsNew, defineQuery, DeterminismViolationError, isCancellation, setHandler, TemporalFailure, workflowInfo } from '@temporalio/workflow';
 import { fillScheduled } from '../definition/scheduled';
+import { checkUnknownParams } from '../definition/params';
 import type { z } from 'zod';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { isPriority, QUERY_PROGRESS } from '../definition/internal/protocol';
@@ -40,6 +41,8 @@ export interface PipelineConfig<P extends z.ZodType, R, M extends MessageSchemas
    * (`recommender-loop--JP`); starting it again returns the running one. A failed run's key may start anew.
    */
   runKey?: (params: z.output<P>) => string;
+  /** Params fields the schema does not declare: refused ('error', default: a typo must not run with a default) or dropped. */
+  unknownParams?: 'error' | 'strip';
 }
 
 export const progressQuery = defineQuery<RunState>(QUERY_PROGRESS);
@@ -51,12 +54,31 @@ function isContinueAsNew(err: unknown): boolean {
   return err instanceof ContinueAsNew;
 }
 
-/** Turn a Kaon error into a non-retryable Temporal failure with the same message and code. */
-export function toFailure(err: unknown): unknown {
+/** The first stack frame in the user's own code (not Kaon's, not the SDK's), for "where in the pipeline". */
+function userFrame(err: Error): string | undefined {
+  const frames = (err.stack ?? '').split('\n').slice(1).map((l) => l.trim().replace(/^at /, ''));
+  return frames.find((f) => !/node_modules|[\\/]src[\\/](workflow|definition|observe)[\\/]|webpack\/(bootstrap|runtime)|<anonymous>/.test(f)) ?? frames[0];
+}
+
+/**
+ * Turn what a pipeline threw into a Temporal failure that fails the run: a Kaon error with its code, and any other
+ * exception (a TypeError from a typo, a plain Error) as a non-retryable KAON_PIPELINE_ERROR naming the step that
+ * ran last and the line. Left alone, Temporal would fail only the workflow task and retry it for ever; a genuine
+ * non-determinism error is the SDK's own and still blocks the task, for a deploy to fix.
+ */
+export function toFailure(err: unknown, where?: { pipeline: string; lastStep?: string | undefined }): unknown {
   if (err instanceof KaonError) {
     return ApplicationFailure.create({ type: err.code, message: err.message, nonRetryable: !err.retryable, details: err.details === undefined ? [] : [err.details] });
   }
-  return err;
+  if (err instanceof TemporalFailure || err instanceof DeterminismViolationError || !where) return err;
+  const e = err instanceof Error ? err : new Error(String(err));
+  const frame = userFrame(e);
+  return ApplicationFailure.create({
+    type: ErrorCode.pipelineError,
+    nonRetryable: true,
+    message: `pipeline "${where.pipeline}" threw ${e.name}: ${e.message}${where.lastStep ? ` (after step ${where.lastStep})` : ' (before its first step)'}${frame ? ` at ${frame}` : ''}. To fix: correct the pipeline code (a bug there fails the run rather than retrying), then start the run again or resume it`,
+    details: [{ name: e.name, stack: e.stack?.split('\n').slice(0, 8).join('\n') }],
+  });
 }
 
 function messageOf(err: unknown): string {
@@ -72,6 +94,9 @@ function messageOf(err: unknown): string {
 export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas = Record<never, never>>(config: PipelineConfig<P, R, M>): Pipeline<P, R, M> {
   assertName('pipeline', config.name);
   const name = config.name;
+  if (typeof (config.params as { safeParse?: unknown } | undefined)?.safeParse !== 'function') {
+    throw new KaonError({ code: ErrorCode.invalidDefinition, what: 'params must be a zod schema', where: `pipeline "${name}"`, fix: 'pass e.g. params: z.object({ date: z.string() }) (import { z } from "zod")' });
+  }
   if (config.priority !== undefined && !isPriority(config.priority)) {
     throw new KaonError({ code: ErrorCode.invalidDefinition, what: `priority ${JSON.stringify(config.priority)} is not valid`, where: `pipeline "${name}"`, fix: 'use an integer from 1 (runs first) to 5; Temporal\'s default is 3' });
   }
@@ -84,6 +109,7 @@ export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas 
     try {
       // A scheduled run gets its nominal time in the params fields marked scheduledDate()/scheduledTime().
       const nominal = runOptions?.loop ? undefined : workflowInfo().typedSearchAttributes.get(SCHEDULED_START);
+      if (config.unknownParams !== 'strip') checkUnknownParams(config.params, rawParams, `params of pipeline "${name}"`);
       const params = parseOrThrow(config.params, nominal ? fillScheduled(config.params, rawParams, nominal) : rawParams, {
         code: ErrorCode.invalidParams,
         subject: `params of pipeline "${name}"`,
@@ -103,12 +129,13 @@ export function definePipeline<P extends z.ZodType, R, M extends MessageSchemas 
     } catch (err) {
       if (isContinueAsNew(err)) throw err;
       if (isCancellation(err)) tracker.finish('cancelled');
-      else tracker.finish('failed', messageOf(err));
-      throw toFailure(err);
+      const failure = toFailure(err, { pipeline: name, lastStep: tracker.state.steps.at(-1)?.key });
+      if (!isCancellation(err)) tracker.finish('failed', messageOf(failure));
+      throw failure;
     }
   };
   Object.defineProperty(workflow, 'name', { value: name });
   return Object.assign(workflow, {
-    kaon: Object.freeze({ name, params: config.params, description: config.description, versioning: config.versioning ?? 'pinned', runKey: config.runKey as ((p: unknown) => string) | undefined, messages: config.messages ?? ({} as M), triggers: (config.triggers ?? []) as readonly Trigger[] }),
+    kaon: Object.freeze({ name, params: config.params, description: config.description, versioning: config.versioning ?? 'pinned', unknownParams: config.unknownParams ?? 'error', runKey: config.runKey as ((p: unknown) => string) | undefined, messages: config.messages ?? ({} as M), triggers: (config.triggers ?? []) as readonly Trigger[] }),
   }) as Pipeline<P, R, M>;
 }

@@ -2,6 +2,8 @@ import { isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { StepCall, StepResult } from '../definition/internal/protocol';
 import type { StepDef, StepInput, StepOutput } from '../definition/step';
 import type { RunCore } from './core';
+import { assertJsonValue } from '../definition/json-value';
+import { ErrorCode } from '../definition/errors';
 import { failureDetails, failureMessage } from './failures';
 import { activityOptionsFor, type StepCallOptions } from './options';
 import { now } from './run-state-tracker';
@@ -12,6 +14,7 @@ export async function runStep<S extends StepDef>(core: RunCore, def: S, input: S
   if (paused) await paused;
   core.guard.check(`step "${def.name}"`);
   const key = core.key(o.key ?? def.name);
+  assertJsonValue(input, `input of step "${def.name}" (key ${key})`, 'pass plain JSON data to k.step (large or binary data as an artifact ref)', ErrorCode.invalidInput);
   const queue = o.queue ?? def.options.queue;
   const branch = core.branch;
   const { tracker, run } = core;

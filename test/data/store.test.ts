@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { ErrorCode, KaonError } from '../../src/definition/errors';
 import { createArtifactStore } from '../../src/data';
+import { defaultArtifactStore } from '../../src/runtime/artifacts';
 import { BUCKET, backends, producer, runFixture } from './helpers';
 import { patternChunk, patternSha256 } from './fixtures/content';
 
@@ -51,8 +52,12 @@ describe('artifact store setting (KAON_ARTIFACTS)', () => {
     try {
       process.env.KAON_HOME = '/tmp/kaon-home-x';
       delete process.env.KAON_ARTIFACTS;
-      assert.equal(createArtifactStore().url, 'file:///tmp/kaon-home-x/artifacts');
+      assert.equal(defaultArtifactStore().url, 'file:///tmp/kaon-home-x/artifacts');
+      assert.equal(createArtifactStore(undefined, { home: '/tmp/kaon-home-y' }).url, 'file:///tmp/kaon-home-y/artifacts');
+      // The data seam does not look for .kaon/ itself: without url, KAON_ARTIFACTS or home it says what to pass.
+      assert.throws(() => createArtifactStore(), isKaon(ErrorCode.config, 'no artifact store location'));
       process.env.KAON_ARTIFACTS = 'file:///tmp/kaon-elsewhere';
+      assert.equal(defaultArtifactStore().url, 'file:///tmp/kaon-elsewhere');
       assert.equal(createArtifactStore().url, 'file:///tmp/kaon-elsewhere');
     } finally {
       for (const [k, v] of [['KAON_HOME', saved.home], ['KAON_ARTIFACTS', saved.artifacts]] as const) {

@@ -30,10 +30,18 @@ const patientKeepalive: ConnectionPlugin = {
 };
 
 export async function timeSkippingWorker(taskQueue: string, opts: Pick<KaonWorkerOptions, 'activities'> & { workflows: string }): Promise<TimeSkipping> {
-  const env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: ensureTestServer((m) => process.stderr.write(`${m}\n`)) } },
-    plugins: [patientKeepalive],
-  });
+  // The SDK gives the server 5 s to listen; on a loaded 2-core machine (a JVM starting) that is sometimes short.
+  let env: TestWorkflowEnvironment | undefined;
+  for (let attempt = 1; !env; attempt++) {
+    try {
+      env = await TestWorkflowEnvironment.createTimeSkipping({
+        server: { executable: { type: 'existing-path', path: ensureTestServer((m) => process.stderr.write(`${m}\n`)) } },
+        plugins: [patientKeepalive],
+      });
+    } catch (err) {
+      if (attempt >= 3 || !/did not start within/.test(String(err))) throw err;
+    }
+  }
   const namespace = env.namespace ?? 'default';
   // Kaon's search attributes, as the dev server gets them at start-up.
   await env.connection.operatorService.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(Object.values(SA).map((k) => [k, 2 /* KEYWORD */])) });
