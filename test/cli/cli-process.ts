@@ -33,7 +33,9 @@ export class CliProcess {
   /** `command` runs another launcher instead of `node bin/kaon.js` (e.g. `npm exec -- kaon` in a packed install). */
   constructor(args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string; command?: string[] }) {
     const [cmd, ...pre] = opts.command ?? [process.execPath, BIN];
-    this.child = spawn(cmd!, [...pre, ...args], { cwd: opts.cwd ?? ROOT, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, so kill() also reaches what a launcher (npm exec) started: an orphan holding the pipes
+    // would keep `exited` from ever resolving.
+    this.child = spawn(cmd!, [...pre, ...args], { cwd: opts.cwd ?? ROOT, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
     this.exited = new Promise((resolve) => {
@@ -59,7 +61,12 @@ export class CliProcess {
 
   /** Stop it hard if it is still running (test cleanup). */
   kill(): void {
-    if (this.running) this.child.kill('SIGKILL');
+    if (this.child.pid === undefined) return;
+    try {
+      process.kill(-this.child.pid, 'SIGKILL');
+    } catch {
+      if (this.running) this.child.kill('SIGKILL');
+    }
   }
 }
 

@@ -28,7 +28,6 @@ let dir: string;
 let tarball: string;
 
 before(async () => {
-  if (process.env.KAON_PACK_TEST !== '1') return;
   dir = mkdtempSync(path.join(os.tmpdir(), 'kaon-pack-'));
   const packDir = path.join(dir, 'pack');
   mkdirSync(packDir);
@@ -43,7 +42,7 @@ after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('the packed kaon installs into a fresh project; a .mjs service gets first-pipeline\'s result from `npx kaon worker`', { timeout: 240_000, skip: process.env.KAON_PACK_TEST === '1' ? false : 'unfinished: hung in its first run (worker under npm exec; under investigation). KAON_PACK_TEST=1 runs it' }, async () => {
+test('the packed kaon installs into a fresh project; a .mjs service gets first-pipeline\'s result from `npx kaon worker`', { timeout: 240_000 }, async () => {
   const project = path.join(dir, 'app');
   mkdirSync(project);
   writeFileSync(path.join(project, 'package.json'), `${JSON.stringify({
