@@ -7,6 +7,7 @@ import { priorLine, readSweep } from '../data/manifest';
 import { isArtifactRef, type ArtifactRef } from '../definition/artifact-ref';
 import type { StepDef, StepRunner } from '../definition/step';
 import type { StepArtifacts, StepContext, StepImpl } from './implement';
+import type { PriorSteps } from './prior-steps';
 import { assertJsonValue } from '../definition/json-value';
 
 /** JSON outputs above this stay out of workflow history (invariant 4). Temporal itself fails at 2 MiB. */
@@ -27,6 +28,8 @@ export interface StepActivityDeps {
   artifacts?: StepArtifactStore;
   /** The memo table: cross-run caching and resume. Without it every step runs. */
   memo?: StepMemo;
+  /** Earlier runs' completed steps, for resume. Without it a resume recomputes every step. */
+  prior?: PriorSteps;
 }
 
 /** What execution needs of the data seam's store (kept minimal so tests can pass a fake). */
@@ -36,15 +39,12 @@ export interface StepArtifactStore {
   getStream(ref: ArtifactRef): ReturnType<StepArtifacts['getStream']>;
 }
 
-/** What execution needs of the memo table and its run index. */
+/** What execution needs of the memo table (the cross-run cache). */
 export interface StepMemo {
   key(input: { step: string; version: string | number; input: unknown; salt?: string | number }): string;
   /** A cross-run cache entry, only if every artifact it refers to still exists. */
   get(key: string): Promise<{ output: unknown; runId: string } | undefined>;
   put(key: string, entry: { output: unknown; refs: ArtifactRef[]; runId: string; stepKey: string; step: string }): Promise<unknown>;
-  /** Record what `stepKey` of `runId` computed, for resume. Write-behind: returns at once. */
-  record(runId: string, entry: { stepKey: string; step: string; key: string; output: unknown; refs: ArtifactRef[] }): void;
-  lookup(runId: string, stepKey: string): Promise<{ key: string; output: unknown; refs: ArtifactRef[] } | undefined>;
   /** Whether every artifact still exists (a reuse whose blobs are gone is a recompute). */
   allExist(refs: ArtifactRef[]): Promise<boolean>;
 }
@@ -189,6 +189,15 @@ export function parseInput(def: StepDef, raw: unknown, key: string): unknown {
   });
 }
 
+/** The memo key an earlier run's input has under this worker's step version (a changed version never matches). */
+function priorKey(env: ItemEnv, raw: unknown, key: string): string | undefined {
+  try {
+    return memoKeyOf(env, parseInput(env.def, raw, key));
+  } catch {
+    return undefined;
+  }
+}
+
 function memoKeyOf(env: ItemEnv, input: unknown): string | undefined {
   const cacheOpt = env.def.options.cache;
   return env.deps.memo?.key({ step: env.name, version: env.def.version, input, ...(typeof cacheOpt === 'object' && cacheOpt.version !== undefined ? { salt: cacheOpt.version } : {}) });
@@ -224,15 +233,12 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         const key = memoKeyOf(env, input);
         const cacheOn = Boolean(def.options.cache) && call.cache !== 'off';
         if (memo && key) {
-          const reuse = (output: unknown, from: 'cache' | 'resume', fromRun: string): StepResult => {
-            memo.record(runId, { stepKey: call.key, step: name, key, output, refs: refsIn(output) });
-            return { output, attempt, reused: { from, runId: fromRun } };
-          };
-          // Resume: reuse what the earlier run computed for this step key from the same input.
+          const reuse = (output: unknown, from: 'cache' | 'resume', fromRun: string): StepResult => ({ output, attempt, reused: { from, runId: fromRun } });
+          // Resume: reuse what the earlier run computed for this step key from the same input (read from its history).
           const from = call.resumeFrom;
-          if (from && !recomputes(from.recompute, call.key, name)) {
-            const prev = await memo.lookup(from.workflowId, call.key);
-            if (prev?.key === key && (await memo.allExist([...prev.refs, ...refsIn(prev.output)]))) return reuse(prev.output, 'resume', from.workflowId);
+          if (from && deps.prior && !recomputes(from.recompute, call.key, name)) {
+            const prev = (await deps.prior.of(from.workflowId)).get(call.key);
+            if (prev?.step === name && priorKey(env, prev.input, call.key) === key && (await memo.allExist(refsIn(prev.output)))) return reuse(prev.output, 'resume', from.workflowId);
           }
           // Cross-run cache (opt-in per step; a run may turn it off). A hit whose blobs are gone is a miss.
           if (cacheOn) {
@@ -241,12 +247,8 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
           }
         }
         const output = checkOutput(def, await exec(input, ctx), call.key);
-        if (memo && key) {
-          const refs = refsIn(output);
-          // Cache entries are written (and awaited) only for steps that opted in; every step gets a resume record.
-          if (cacheOn) await memo.put(key, { output, refs, runId, stepKey: call.key, step: name });
-          memo.record(runId, { stepKey: call.key, step: name, key, output, refs });
-        }
+        // Only a step that opted in to caching writes anything: resume reads this run's history instead.
+        if (memo && key && cacheOn) await memo.put(key, { output, refs: refsIn(output), runId, stepKey: call.key, step: name });
         return { output, attempt };
       } catch (err) {
         throw asFailure(err, actx, details);

@@ -26,3 +26,4 @@ export {
 export { createLocalStepRunner, type LocalStepCall, type LocalStepEvent, type LocalStepHooks, type LocalStepResult, type LocalStepRunner } from './local';
 export { ensurePythonEnv, pythonEnvKey, type PythonEnvOptions } from './python-env';
 export { createRunnerExecutors, findArtifactRefs, KAON_PYTHON_HELPERS, type ArtifactIO, type RunnerDeps } from './runners';
+export { historyPriorSteps, type HistoryEvent, type PriorStep, type PriorSteps } from './prior-steps';

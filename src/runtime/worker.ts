@@ -4,14 +4,15 @@ import { ErrorCode, KaonError } from '../definition/errors';
 import { isStepDef, type StepDef } from '../definition/step';
 import type { ArtifactStore } from '../data/store';
 import { createMemoTable, memoKey } from '../data/memo';
-import { createRunIndex } from '../data/run-index';
 import { createStepActivities, type StepActivityDeps, type StepMemo } from '../execution/activities';
 import { createRunnerExecutors, type RunnerDeps } from '../execution/runners';
 import { createMapActivities } from '../execution/map-activities';
+import { historyPriorSteps, type HistoryEvent, type PriorSteps } from '../execution/prior-steps';
 import { isStepImpl, type StepImpl } from '../execution/implement';
 import { taskQueueFor } from '../workflow/options';
 import { bundlePipelines } from './bundle';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type LoadedDataConverter } from '@temporalio/common';
+import { decodeArrayFromPayloads, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow';
 import { Context } from '@temporalio/activity';
 import { DEFAULT_DEPLOYMENT, KaonDeployments } from '../client/deployments';
 import { DEFAULT_TASK_QUEUE, nativeConnectionConfig } from './config';
@@ -72,21 +73,32 @@ export function defaultExecutors(store: Pick<ArtifactStore, 'getPath' | 'put'>, 
   });
 }
 
-/** The memo table and run index on a store, in the shape execution needs (plus flush for shutdown). */
-export function stepMemo(store: ArtifactStore): StepMemo & { flush(): Promise<void> } {
+/** The memo table on a store, in the shape execution needs. */
+export function stepMemo(store: ArtifactStore): StepMemo {
   const table = createMemoTable(store);
-  const index = createRunIndex(store.records, (err, e) => {
-    process.emitWarning(`kaon: could not record step ${e.stepKey} for resume (a resume will recompute it): ${String(err)}`);
-  });
   return {
     key: memoKey,
     get: (key) => table.get(key),
     put: (key, e) => table.put(key, e),
-    record: (runId, e) => index.record(runId, e),
-    lookup: (runId, stepKey) => index.lookup(runId, stepKey),
     allExist: async (refs) => (await Promise.all(refs.map((r) => store.exists(r).catch(() => false)))).every(Boolean),
-    flush: () => index.flush(),
   };
+}
+
+/** Earlier runs' completed steps, read from their histories through the worker's connection and data converter. */
+export function priorStepsFromHistory(connection: NativeConnection, namespace: string, converter: LoadedDataConverter): PriorSteps {
+  return historyPriorSteps({
+    async history(workflowId) {
+      const events: HistoryEvent[] = [];
+      let nextPageToken: Uint8Array | undefined;
+      do {
+        const page = await connection.workflowService.getWorkflowExecutionHistory({ namespace, execution: { workflowId }, ...(nextPageToken ? { nextPageToken } : {}) });
+        events.push(...(page.history?.events ?? []));
+        nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
+      } while (nextPageToken);
+      return events;
+    },
+    decode: (payloads) => decodeArrayFromPayloads(converter, payloads),
+  });
 }
 
 export interface KaonWorker {
@@ -115,7 +127,18 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   const store = opts.artifacts ?? defaultArtifactStore();
   const executors = opts.executors ?? defaultExecutors(store);
   const memo = stepMemo(store);
-  const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo }), ...createMapActivities(store) };
+  const stepQueues = new Set<string>(['default']);
+  for (const def of [...impls.map((i) => i.def), ...steps]) stepQueues.add(def.options.queue ?? 'default');
+  const wanted = opts.queues ?? [...stepQueues];
+  for (const q of wanted) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(q)) {
+      throw new KaonError({ code: ErrorCode.config, what: `queue name ${JSON.stringify(q)} is not valid`, fix: "use letters, digits, '_', '-' or '.', e.g. --queues default,python" });
+    }
+  }
+  const connection = opts.connection ?? (await NativeConnection.connect(nativeConnectionConfig().options));
+  const namespace = opts.namespace ?? nativeConnectionConfig().namespace;
+  const prior = priorStepsFromHistory(connection, namespace, loadDataConverter(opts.workerOptions?.dataConverter));
+  const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo, prior }), ...createMapActivities(store) };
   const known = Object.keys(served).filter((n) => !n.startsWith('kaon.')).sort();
   const activities = {
     ...served,
@@ -129,16 +152,6 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
       });
     },
   };
-  const stepQueues = new Set<string>(['default']);
-  for (const def of [...impls.map((i) => i.def), ...steps]) stepQueues.add(def.options.queue ?? 'default');
-  const wanted = opts.queues ?? [...stepQueues];
-  for (const q of wanted) {
-    if (!/^[A-Za-z0-9_.-]+$/.test(q)) {
-      throw new KaonError({ code: ErrorCode.config, what: `queue name ${JSON.stringify(q)} is not valid`, fix: "use letters, digits, '_', '-' or '.', e.g. --queues default,python" });
-    }
-  }
-  const connection = opts.connection ?? (await NativeConnection.connect(nativeConnectionConfig().options));
-  const namespace = opts.namespace ?? nativeConnectionConfig().namespace;
   const grace = toMs(opts.shutdownGraceTime ?? '30s', 'shutdownGraceTime');
   const bundle = opts.workflowBundle ?? (wanted.includes('default') ? await bundlePipelines(opts.workflowsPath) : undefined);
   const deployment = opts.deployment ?? deploymentFromEnv();
@@ -168,7 +181,6 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
     );
   }
   const polled = workers.map((w) => w.options.taskQueue);
-  // Resume records are write-behind: a stopped worker has written all of them.
   const promote = async () => {
     if (!deployment || !deploymentName || deployment.current === false) return;
     const d = new KaonDeployments(connection.workflowService, namespace);
@@ -178,7 +190,7 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   const runAll = () => {
     const running = Promise.all(workers.map((w) => w.run()));
     promote().catch((err: unknown) => process.emitWarning(`kaon: ${err instanceof Error ? err.message : String(err)}`));
-    return running.then(() => memo.flush());
+    return running.then(() => undefined);
   };
   return {
     taskQueue,
