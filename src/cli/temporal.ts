@@ -1,7 +1,8 @@
 // Connecting the CLI to Temporal (envconfig, or an embedded dev server), Web UI links, status words.
-import { Connection } from '@temporalio/client';
-import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
-import { connect, type KaonClient, type RunStatusInfo } from '../client';
+// The SDK's client and worker load in a second or more: only commands that connect pay for them (kaon help stays fast).
+import type { Connection } from '@temporalio/client';
+import type { NativeConnection, NativeConnectionOptions } from '@temporalio/worker';
+import type { KaonClient, RunStatusInfo } from '../client';
 import { connectionConfig } from '../client/connection';
 import { ErrorCode, KaonError } from '../definition/errors';
 import { nativeConnectionConfig } from '../runtime/config';
@@ -75,10 +76,12 @@ export async function connectClient(
     : base!;
   let connection: Connection;
   try {
+    const { Connection } = await import('@temporalio/client');
     connection = await Connection.connect({ ...(base?.options ?? {}), address: target.address, connectTimeout: '5s' });
   } catch (err) {
     throw unreachable(target.address, target.namespace, err);
   }
+  const { connect } = await import('../client');
   const kaon = await connect({ connection, namespace: target.namespace, ...(opts.taskQueue ? { taskQueue: opts.taskQueue } : {}) });
   return { kaon, target, close: () => connection.close() };
 }
@@ -105,6 +108,7 @@ export async function connectWorker(server?: { address: string; namespace: strin
   }
   const addr = options.address ?? '127.0.0.1:7233';
   try {
+    const { NativeConnection } = await import('@temporalio/worker');
     return { connection: await NativeConnection.connect(options), address: addr, namespace };
   } catch (err) {
     throw unreachable(addr, namespace, err);

@@ -1,8 +1,7 @@
 // Following a run from the terminal: snapshots (live progress, or Temporal's status when no worker answers),
 // live bars in a TTY, plain change lines elsewhere, and the final result.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowNotFoundError } from '@temporalio/common';
-import { RunFailedError, type RunHandle, type RunStatusInfo } from '../client';
+import type { RunHandle, RunStatusInfo } from '../client';
 import { ErrorCode, KaonError } from '../definition/errors';
 import type { RunState } from '../observe/run-state';
 import { diffLines, formatClock, renderBars, renderPlain } from '../observe/terminal';
@@ -27,7 +26,7 @@ export async function describeRun(run: RunHandle, namespace: string): Promise<Ru
   try {
     return await run.status();
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError || (err as { name?: string }).name === 'WorkflowNotFoundError') {
+    if ((err as { name?: string }).name === 'WorkflowNotFoundError') {
       throw new KaonError({ code: ErrorCode.notFound, what: `no run with id "${run.id}" in namespace ${namespace}`, fix: 'check the id; `kaon list` shows recent runs', cause: err });
     }
     throw err;
@@ -161,7 +160,7 @@ export async function awaitOutcome(run: RunHandle, opts: WatchOptions & { watch:
     return { ok: true, result };
   } catch (err) {
     opts.io.signal?.throwIfAborted();
-    if (!(err instanceof RunFailedError)) throw err;
+    if (!(err instanceof (await import('../client')).RunFailedError)) throw err;
     const info = await describeRun(run, opts.namespace).catch(() => undefined);
     return { ok: false, status: info ? displayStatus(info) : 'failed', error: err.message };
   }

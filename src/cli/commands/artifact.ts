@@ -19,7 +19,7 @@ export const artifactCommand: CommandSpec = {
     if (action !== 'get') throw usageError('artifact', `unknown action "${action}"`, 'use `kaon artifact get <sha256|uri> -o <file>`');
     const sha = /([0-9a-f]{64})/.exec(target)?.[1];
     if (!sha) throw usageError('artifact', `"${target}" names no artifact`, 'pass the 64-hex sha256 or the uri printed by `kaon artifacts <run>`');
-    const store = openStore(io);
+    const store = await openStore(io);
     const record = (await store.producedBy(sha))[0];
     if (!record || !(await store.exists(sha))) {
       throw new KaonError({ code: ErrorCode.artifactMissing, what: `artifact sha256:${sha.slice(0, 12)} is not in ${store.url}`, fix: 'check the sha256, and that KAON_ARTIFACTS names the store the workers wrote to' });

@@ -9,7 +9,7 @@ export const artifactsCommand: CommandSpec = {
   options: { json: { type: 'boolean', description: 'print JSON' } },
   async run({ io, values, positionals }) {
     const runId = positionals[0]!;
-    const store = openStore(io);
+    const store = await openStore(io);
     const refs = await store.listByRun(runId);
     if (refs.length === 0) {
       throw new KaonError({

@@ -1,4 +1,3 @@
-import { createMemoTable } from '../../data/memo';
 import { say, str, usageError, type CommandSpec } from '../command';
 import { openStore } from '../store';
 
@@ -11,7 +10,8 @@ export const cacheCommand: CommandSpec = {
   async run({ io, values, positionals }) {
     if (positionals[0] !== 'clear') throw usageError('cache', `unknown action "${positionals[0]}"`, 'use `kaon cache clear [--step <name>]`');
     const step = str(values, 'step');
-    const n = await createMemoTable(openStore(io)).clear(step ? { step } : {});
+    const { createMemoTable } = await import('../../data/memo');
+    const n = await createMemoTable(await openStore(io)).clear(step ? { step } : {});
     say(io.stdout, `cleared ${n} cache ${n === 1 ? 'entry' : 'entries'}${step ? ` of step ${step}` : ''}`);
     return 0;
   },

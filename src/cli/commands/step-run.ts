@@ -1,9 +1,8 @@
 // `kaon step run`: one step on this machine, with an input given here or the exact input of a past run's call.
-import { checkRecordedInput, type StepCallRecord } from '../../client';
+import type { StepCallRecord } from '../../client';
 import { isArtifactRef, type ArtifactRef } from '../../definition/artifact-ref';
 import { ErrorCode, KaonError } from '../../definition/errors';
 import type { LocalStepEvent } from '../../execution/local';
-import { localRunId, localSteps } from '../../runtime/local-step';
 import { flag, int, say, str, usageError, USAGE_ERROR, type CliIo, type OptionSpec, type OptionValues, type Output } from '../command';
 import { parseParams } from '../params';
 import { loadActivities, PROJECT_OPTIONS, resolveProject } from '../project';
@@ -111,7 +110,9 @@ export async function runStepCommand(io: CliIo, values: OptionValues, stepArg: s
 
     const project = resolveProject(io.cwd, { activities: str(values, 'activities') });
     // The workers' store: without KAON_HOME, <project root>/.kaon (as kaon worker), not <cwd>/.kaon.
-    const store = openStore({ cwd: io.env.KAON_HOME ? io.cwd : project.root, env: io.env });
+    const store = await openStore({ cwd: io.env.KAON_HOME ? io.cwd : project.root, env: io.env });
+    const { localRunId, localSteps } = await import('../../runtime/local-step');
+    const { checkRecordedInput } = await import('../../client');
     const local = localSteps({ activities: loadActivities(project.activities), artifacts: store, runner: { root: project.root } });
     const def = local.steps.get(stepName);
     if (!def) {

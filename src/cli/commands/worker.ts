@@ -1,7 +1,6 @@
 import { ErrorCode, KaonError } from '../../definition/errors';
 import { flag, list, str, type CommandSpec } from '../command';
 import { PROJECT_OPTIONS, resolveProject } from '../project';
-import { hostWorker, runUntilSignal } from '../worker-host';
 
 export const workerCommand: CommandSpec = {
   name: 'worker',
@@ -29,6 +28,7 @@ export const workerCommand: CommandSpec = {
       throw new KaonError({ code: ErrorCode.config, what: '--deployment and --current need a build id', fix: 'add --build-id <id> (or set KAON_BUILD_ID), e.g. the git commit' });
     }
     const deployment = buildId ? { buildId, ...(name ? { name } : {}), current: flag(values, 'current') ? true : ('if-none' as const) } : undefined;
+    const { hostWorker, runUntilSignal } = await import('../worker-host');
     const hosted = await hostWorker(io, project, { label: 'kaon worker', queues: list(values, 'queues'), taskQueue: str(values, 'task-queue'), grace: str(values, 'grace'), deployment });
     await runUntilSignal(io, hosted, 'kaon worker');
     return 0;
