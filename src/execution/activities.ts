@@ -230,8 +230,9 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         const input = parseInput(def, call.input, call.key);
         setInputs(refsIn(input));
         const memo = deps.memo;
-        const key = memoKeyOf(env, input);
         const cacheOn = Boolean(def.options.cache) && call.cache !== 'off';
+        // The memo key (canonical JSON + sha256 of the input) only matters to caching and resume.
+        const key = cacheOn || call.resumeFrom ? memoKeyOf(env, input) : undefined;
         if (memo && key) {
           const reuse = (output: unknown, from: 'cache' | 'resume', fromRun: string): StepResult => ({ output, attempt, reused: { from, runId: fromRun } });
           // Resume: reuse what the earlier run computed for this step key from the same input (read from its history).
