@@ -14,7 +14,13 @@ import { assertJsonValue } from '../definition/json-value';
 export const MAX_OUTPUT_BYTES = 256 * 1024;
 
 /** Runs a step whose contract carries a `run` descriptor (process, python…). Plugged in per runner kind. */
-export type RunnerExecutor = (def: StepDef, input: unknown, ctx: StepContext) => Promise<unknown>;
+export type RunnerExecutor = ((def: StepDef, input: unknown, ctx: StepContext) => Promise<unknown>) & {
+  /**
+   * What else a runner step's result depends on: its script's content, requirements, argv. Part of the cache and
+   * resume key, so an edited train.py never serves yesterday's result.
+   */
+  fingerprint?: (def: StepDef) => Promise<string | undefined>;
+};
 
 export interface StepActivityDeps {
   /** TS implementations (from implementStep). */
@@ -56,12 +62,13 @@ export type StepBatchActivity = (call: BatchCall) => Promise<BatchResult>;
 export interface Runnable {
   def: StepDef;
   exec: (input: unknown, ctx: StepContext) => Promise<unknown>;
+  fingerprint?: () => Promise<string | undefined>;
 }
 
 /** Every runnable step of `deps`, by name (the activity type). Shared by the activities and local runs. */
 export function collectRunnables(deps: Pick<StepActivityDeps, 'impls' | 'steps' | 'executors'>): Map<string, Runnable> {
   const byName = new Map<string, Runnable>();
-  const add = (def: StepDef, exec: Runnable['exec']) => {
+  const add = (def: StepDef, exec: Runnable['exec'], fingerprint?: Runnable['fingerprint']) => {
     const prev = byName.get(def.name);
     if (prev && prev.def !== def) {
       throw new KaonError({
@@ -70,7 +77,7 @@ export function collectRunnables(deps: Pick<StepActivityDeps, 'impls' | 'steps' 
         fix: 'give every step a unique name; the name is the Temporal activity type',
       });
     }
-    byName.set(def.name, { def, exec });
+    byName.set(def.name, { def, exec, ...(fingerprint ? { fingerprint } : {}) });
   };
   const implemented = new Set<StepImpl>();
   for (const impl of deps.impls) {
@@ -99,7 +106,8 @@ export function collectRunnables(deps: Pick<StepActivityDeps, 'impls' | 'steps' 
         fix: `start the worker through kaon/worker (createKaonWorker), which installs the standard executors`,
       });
     }
-    add(def, (input, ctx) => executor(def, input, ctx));
+    const fp = executor.fingerprint;
+    add(def, (input, ctx) => executor(def, input, ctx), fp ? () => fp(def) : undefined);
   }
   return byName;
 }
@@ -156,6 +164,7 @@ interface ItemEnv {
   name: string;
   def: StepDef;
   exec: Runnable['exec'];
+  fingerprint?: Runnable['fingerprint'];
   deps: StepActivityDeps;
   runId: string;
   attempt: number;
@@ -190,17 +199,18 @@ export function parseInput(def: StepDef, raw: unknown, key: string): unknown {
 }
 
 /** The memo key an earlier run's input has under this worker's step version (a changed version never matches). */
-function priorKey(env: ItemEnv, raw: unknown, key: string): string | undefined {
+function priorKey(env: ItemEnv, raw: unknown, key: string, fingerprint: string | undefined): string | undefined {
   try {
-    return memoKeyOf(env, parseInput(env.def, raw, key));
+    return memoKeyOf(env, parseInput(env.def, raw, key), fingerprint);
   } catch {
     return undefined;
   }
 }
 
-function memoKeyOf(env: ItemEnv, input: unknown): string | undefined {
+function memoKeyOf(env: ItemEnv, input: unknown, fingerprint: string | undefined): string | undefined {
   const cacheOpt = env.def.options.cache;
-  return env.deps.memo?.key({ step: env.name, version: env.def.version, input, ...(typeof cacheOpt === 'object' && cacheOpt.version !== undefined ? { salt: cacheOpt.version } : {}) });
+  const salt = [typeof cacheOpt === 'object' && cacheOpt.version !== undefined ? String(cacheOpt.version) : '', fingerprint ?? ''].filter(Boolean).join('|');
+  return env.deps.memo?.key({ step: env.name, version: env.def.version, input, ...(salt ? { salt } : {}) });
 }
 
 /** Whether an error is a property of the input or the code (not retried) rather than of the moment. */
@@ -218,13 +228,13 @@ function permanent(err: unknown): boolean {
 export function createStepActivities(deps: StepActivityDeps): Record<string, StepActivity> {
   const runnables = collectRunnables(deps);
   const activities: Record<string, StepActivity> = {};
-  for (const [name, { def, exec }] of runnables) {
+  for (const [name, { def, exec, fingerprint: fp }] of runnables) {
     const single = async (call: StepCall): Promise<StepResult> => {
       const actx = Context.current();
       const attempt = actx.info.attempt;
       const details: StepFailureDetails = { attempt, step: name, key: call.key };
       const runId = actx.info.workflowExecution?.workflowId ?? '';
-      const env: ItemEnv = { name, def, exec, deps, runId, attempt };
+      const env: ItemEnv = { name, def, exec, ...(fp ? { fingerprint: fp } : {}), deps, runId, attempt };
       const { ctx, setInputs, stop } = stepContext(env, actx, call.key, call.pipeline);
       try {
         const input = parseInput(def, call.input, call.key);
@@ -232,14 +242,15 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         const memo = deps.memo;
         const cacheOn = Boolean(def.options.cache) && call.cache !== 'off';
         // The memo key (canonical JSON + sha256 of the input) only matters to caching and resume.
-        const key = cacheOn || call.resumeFrom ? memoKeyOf(env, input) : undefined;
+        const fingerprint = cacheOn || call.resumeFrom ? await env.fingerprint?.() : undefined;
+        const key = cacheOn || call.resumeFrom ? memoKeyOf(env, input, fingerprint) : undefined;
         if (memo && key) {
           const reuse = (output: unknown, from: 'cache' | 'resume', fromRun: string): StepResult => ({ output, attempt, reused: { from, runId: fromRun } });
           // Resume: reuse what the earlier run computed for this step key from the same input (read from its history).
           const from = call.resumeFrom;
           if (from && deps.prior && !recomputes(from.recompute, call.key, name)) {
             const prev = (await deps.prior.of(from.workflowId)).get(call.key);
-            if (prev?.step === name && priorKey(env, prev.input, call.key) === key && (await memo.allExist(refsIn(prev.output)))) return reuse(prev.output, 'resume', from.workflowId);
+            if (prev?.step === name && priorKey(env, prev.input, call.key, fingerprint) === key && (await memo.allExist(refsIn(prev.output)))) return reuse(prev.output, 'resume', from.workflowId);
           }
           // Cross-run cache (opt-in per step; a run may turn it off). A hit whose blobs are gone is a miss.
           if (cacheOn) {
@@ -262,7 +273,7 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
       const actx = Context.current();
       const attempt = actx.info.attempt;
       const runId = actx.info.workflowExecution?.workflowId ?? '';
-      const env: ItemEnv = { name, def, exec, deps, runId, attempt };
+      const env: ItemEnv = { name, def, exec, ...(fp ? { fingerprint: fp } : {}), deps, runId, attempt };
       // A retry skips the items an earlier attempt reported done in its heartbeats.
       const done = new Map<number, SweepLine>();
       const earlier = actx.info.heartbeatDetails as { done?: SweepLine[] } | undefined;
@@ -314,7 +325,7 @@ async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, 
   try {
     const input = parseInput(def, raw, itemKey);
     setInputs(refsIn(input));
-    key = memoKeyOf(env, input);
+    key = memoKeyOf(env, input, await env.fingerprint?.());
     const memo = deps.memo;
     const withKey = key ? { key } : {};
     if (memo && key && call.prior && deps.artifacts) {
@@ -362,6 +373,7 @@ function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string,
     pipeline,
     runId: env.runId,
     attempt: env.attempt,
+    ...(actx.info.startToCloseTimeoutMs ? { timeoutMs: actx.info.startToCloseTimeoutMs } : {}),
     log: actx.log,
     signal: actx.cancellationSignal,
     heartbeat,

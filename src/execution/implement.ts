@@ -31,6 +31,8 @@ export interface StepContext {
   readonly runId: string;
   /** 1 on the first attempt, 2 on the first retry… */
   readonly attempt: number;
+  /** This attempt's time limit in ms (the step's timeout, or the per-call override), when there is one. */
+  readonly timeoutMs?: number;
   readonly log: StepLogger;
   /** Aborted when the run is cancelled or the attempt times out. Pass it to fetch, child processes, loops. */
   readonly signal: AbortSignal;

@@ -7,8 +7,9 @@
  *   $KAON_PROTOCOL_FD  the protocol pipe (see process.ts), wrapped by python/kaon_step.py
  * Relative script paths and argv[0] with a slash resolve against the project root, which is also the default cwd.
  */
+import { createHash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ArtifactRef, Producer } from '../definition/artifact-ref';
@@ -238,7 +239,9 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
           progress = { ...(fraction !== undefined ? { fraction } : {}), ...(message ? { message } : {}) };
           beat();
         },
-        ...(def.options.timeout !== undefined ? { timeoutMs: toMs(def.options.timeout, where) } : {}),
+        // The attempt's own limit (a per-call timeout override included), else the definition's (local runs). Killed
+        // a little before Temporal's timeout, so the failure carries the log tail and the attempt, not a bare timeout.
+        ...(ctx.timeoutMs !== undefined ? { timeoutMs: ctx.timeoutMs - Math.min(1000, ctx.timeoutMs / 10) } : def.options.timeout !== undefined ? { timeoutMs: toMs(def.options.timeout, where) } : {}),
         ...(deps.killGraceMs !== undefined ? { killGraceMs: deps.killGraceMs } : {}),
       });
 
@@ -361,5 +364,34 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
     });
   };
 
+  processExecutor.fingerprint = async (def) => {
+    const run = def.run as Extract<StepRunner, { kind: 'process' }>;
+    const base = root();
+    const cwd = run.cwd ? path.resolve(base, run.cwd) : base;
+    // Any argv element naming a file (the program, a script, a config) counts by its content.
+    const files = await Promise.all(run.argv.map((a, i) => (i === 0 && !a.includes('/') ? undefined : contentHash(path.resolve(cwd, a)))));
+    return fingerprintOf({ kind: 'process', argv: run.argv, env: run.env ?? {}, cwd: run.cwd ?? '', files });
+  };
+  pythonExecutor.fingerprint = async (def) => {
+    const run = def.run as Extract<StepRunner, { kind: 'python' }>;
+    const script = await contentHash(path.resolve(root(), run.script));
+    return fingerprintOf({ kind: 'python', script: run.script, content: script, requirements: run.requirements ?? [], args: run.args ?? [] });
+  };
   return { process: processExecutor, python: pythonExecutor };
+}
+
+function fingerprintOf(what: unknown): string {
+  return createHash('sha256').update(JSON.stringify(what)).digest('hex');
+}
+
+/** sha256 of a file's bytes, remembered by path, size and mtime (a step's script is read once, not per call). */
+const hashes = new Map<string, { size: number; mtimeMs: number; sha256: string }>();
+async function contentHash(file: string): Promise<string | undefined> {
+  const st = await stat(file).catch(() => undefined);
+  if (!st?.isFile()) return undefined;
+  const known = hashes.get(file);
+  if (known && known.size === st.size && known.mtimeMs === st.mtimeMs) return known.sha256;
+  const sha256 = createHash('sha256').update(await readFile(file)).digest('hex');
+  hashes.set(file, { size: st.size, mtimeMs: st.mtimeMs, sha256 });
+  return sha256;
 }

@@ -1,0 +1,83 @@
+// The cache key of a runner step covers its script's content (and argv, requirements): an edited script never
+// serves the old result. The per-call timeout override reaches process steps (the process is killed at it).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { RunFailedError } from '../../src/client';
+import { createRunnerExecutors } from '../../src/execution';
+import type { KaonWorker } from '../../src/runtime/worker';
+import * as steps from '../fixtures/runner-key/steps';
+import { cutShort, versions } from '../fixtures/runner-key/workflows';
+import { ROOT, testEnv, type TestEnv } from '../support/temporal';
+
+let env: TestEnv;
+let worker: KaonWorker;
+let running: Promise<void>;
+let dir: string;
+
+const py = (v: number) => `import kaon_step\nVERSION = ${v}\nkaon_step.output({"version": VERSION})\n`;
+const sh = (v: number) => `echo '{"type":"output","value":{"version":${v}}}' >&"$KAON_PROTOCOL_FD"\n`;
+
+before(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'kaon-runner-key-'));
+  writeFileSync(path.join(dir, 'version.py'), py(1));
+  writeFileSync(path.join(dir, 'version.sh'), sh(1));
+  writeFileSync(path.join(dir, 'sleep.py'), 'import time, kaon_step\nn = kaon_step.inputs()["seconds"]\ntime.sleep(n)\nkaon_step.output({"slept": n})\n');
+  env = await testEnv('runner-key');
+  worker = await env.worker({
+    workflowsPath: path.join(ROOT, 'test/fixtures/runner-key/workflows.ts'),
+    activities: steps,
+    executors: createRunnerExecutors({ root: dir }),
+  });
+  running = worker.run();
+});
+
+after(async () => {
+  worker.shutdown();
+  await running;
+  await env.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const statuses = async (run: { progress(): Promise<{ steps: { step: string; status: string }[] }> }) =>
+  Object.fromEntries((await run.progress()).steps.map((s) => [s.step, s.status]));
+
+describe('runner steps: cache key and timeout', () => {
+  test('editing a cached Python or shell step\'s script recomputes it; an unchanged script is a cache hit', { timeout: 180_000 }, async () => {
+    const n = Date.now(); // a fresh input: nothing cached from earlier test runs
+    const first = await env.kaon.start(versions, { n });
+    assert.deepEqual(await first.result(), { py: 1, sh: 1 });
+    assert.deepEqual(await statuses(first), { rkPyVersion: 'succeeded', rkShVersion: 'succeeded' });
+
+    const again = await env.kaon.start(versions, { n });
+    assert.deepEqual(await again.result(), { py: 1, sh: 1 });
+    assert.deepEqual(await statuses(again), { rkPyVersion: 'cached', rkShVersion: 'cached' });
+
+    writeFileSync(path.join(dir, 'version.py'), py(2));
+    const editedPy = await env.kaon.start(versions, { n });
+    assert.deepEqual(await editedPy.result(), { py: 2, sh: 1 }, 'the edited script ran, not yesterday\'s result');
+    assert.deepEqual(await statuses(editedPy), { rkPyVersion: 'succeeded', rkShVersion: 'cached' });
+
+    writeFileSync(path.join(dir, 'version.sh'), sh(2));
+    const editedSh = await env.kaon.start(versions, { n });
+    assert.deepEqual(await editedSh.result(), { py: 2, sh: 2 });
+    assert.deepEqual(await statuses(editedSh), { rkPyVersion: 'cached', rkShVersion: 'succeeded' });
+  });
+
+  test('a per-call timeout cuts a process step short (the definition says 10 minutes)', { timeout: 120_000 }, async () => {
+    const t0 = Date.now();
+    const run = await env.kaon.start(cutShort, { seconds: 60 });
+    await assert.rejects(run.result(), (err: unknown) => {
+      assert.ok(err instanceof RunFailedError, String(err));
+      assert.match(err.message, /time(d)? ?out/i);
+      return true;
+    });
+    const took = Date.now() - t0;
+    assert.ok(took < 30_000, `failed after ${took} ms, not after the 60 s sleep or the 10 minute definition`);
+    const state = await run.progress();
+    assert.equal(state.steps[0]?.status, 'failed');
+    assert.equal(state.steps[0]?.attempts, 1);
+  });
+});
