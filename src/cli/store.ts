@@ -1,10 +1,11 @@
 // The artifact store as the CLI sees it: the same setting (KAON_ARTIFACTS) the workers use.
 import path from 'node:path';
 import type { ArtifactStore } from '../data/store';
+import { artifactStore } from './lazy';
 
 /** Async so that the store (and the S3 SDK behind it) loads only for commands that use it. */
 export async function openStore(io: { cwd: string; env: NodeJS.ProcessEnv }): Promise<ArtifactStore> {
-  const { createArtifactStore } = await import('../data/store');
+  const { createArtifactStore } = artifactStore();
   const home = io.env.KAON_HOME ? path.resolve(io.cwd, io.env.KAON_HOME) : path.join(io.cwd, '.kaon');
   const url = io.env.KAON_ARTIFACTS || `file://${path.join(home, 'artifacts')}`;
   return createArtifactStore(url, { localDir: home });

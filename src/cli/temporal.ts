@@ -7,6 +7,7 @@ import { connectionConfig } from '../client/connection';
 import { ErrorCode, KaonError } from '../definition/errors';
 import { nativeConnectionConfig } from '../runtime/config';
 import { int, type OptionValues } from './command';
+import { kaonClient, temporalClient, temporalWorker } from './lazy';
 
 export const DEFAULT_DEV_PORT = 7233;
 
@@ -76,12 +77,12 @@ export async function connectClient(
     : base!;
   let connection: Connection;
   try {
-    const { Connection } = await import('@temporalio/client');
+    const { Connection } = temporalClient();
     connection = await Connection.connect({ ...(base?.options ?? {}), address: target.address, connectTimeout: '5s' });
   } catch (err) {
     throw unreachable(target.address, target.namespace, err);
   }
-  const { connect } = await import('../client');
+  const { connect } = kaonClient();
   const kaon = await connect({ connection, namespace: target.namespace, ...(opts.taskQueue ? { taskQueue: opts.taskQueue } : {}) });
   return { kaon, target, close: () => connection.close() };
 }
@@ -108,7 +109,7 @@ export async function connectWorker(server?: { address: string; namespace: strin
   }
   const addr = options.address ?? '127.0.0.1:7233';
   try {
-    const { NativeConnection } = await import('@temporalio/worker');
+    const { NativeConnection } = temporalWorker();
     return { connection: await NativeConnection.connect(options), address: addr, namespace };
   } catch (err) {
     throw unreachable(addr, namespace, err);

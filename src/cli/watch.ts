@@ -7,6 +7,7 @@ import type { RunState } from '../observe/run-state';
 import { diffLines, formatClock, renderBars, renderPlain } from '../observe/terminal';
 import { say, type CliIo } from './command';
 import { displayStatus, isClosed, runUrl, type Target } from './temporal';
+import { kaonClient } from './lazy';
 
 export interface Snapshot {
   info: RunStatusInfo;
@@ -160,7 +161,7 @@ export async function awaitOutcome(run: RunHandle, opts: WatchOptions & { watch:
     return { ok: true, result };
   } catch (err) {
     opts.io.signal?.throwIfAborted();
-    if (!(err instanceof (await import('../client')).RunFailedError)) throw err;
+    if (!(err instanceof kaonClient().RunFailedError)) throw err;
     const info = await describeRun(run, opts.namespace).catch(() => undefined);
     return { ok: false, status: info ? displayStatus(info) : 'failed', error: err.message };
   }

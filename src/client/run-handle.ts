@@ -126,7 +126,7 @@ export class RunHandle<R = unknown, M extends Record<string, z.ZodType> = Record
         throw new KaonError({ code: ErrorCode.refused, what: `${what} was refused by run ${this.id}: ${reason}`, fix: 'see the reason; `kaon status <run>` shows its gates, pause and messages', cause: err });
       }
       if (err instanceof WorkflowNotFoundError || /already completed|not found/i.test(err instanceof Error ? err.message : '')) {
-        throw new KaonError({ code: ErrorCode.refused, what: `${what}: run ${this.id} is not running`, fix: 'steer a running run (`kaon list --status running`)', cause: err });
+        throw new KaonError({ code: ErrorCode.refused, what: `${what}: run ${this.id} is not running (${err instanceof Error ? err.message : String(err)})`, fix: 'steer a running run (`kaon list --status running`)', cause: err });
       }
       throw err;
     }

@@ -48,14 +48,16 @@ test('kaon status shows a waiting gate; kaon approve decides it, kaon reject of 
 });
 
 test('kaon pause, status while paused, kaon unpause; kaon send', async () => {
-  const run = await env.kaon.start(pausable, { n: 6, ms: 1000 });
+  // Long enough that a CLI process slowed by a loaded machine still pauses it mid-run.
+  const run = await env.kaon.start(pausable, { n: 30, ms: 1000 });
   const paused = await cli(['pause', run.id, '--note', 'inspecting']);
   assert.equal(paused.code, 0, paused.stderr);
   await until('paused', async () => (await run.progress()).status === 'paused');
   const status = await cli(['status', run.id]);
   assert.match(status.stdout, /paused by ci-user — inspecting: no new step starts until kaon unpause <run>/);
-  assert.equal((await cli(['unpause', run.id])).code, 0);
-  assert.equal((await run.result()).length, 6);
+  const unpaused = await cli(['unpause', run.id]);
+  assert.equal(unpaused.code, 0, unpaused.stderr);
+  assert.equal((await run.result()).length, 30);
 
   const tuned = await env.kaon.start(tunable, {});
   const sent = await cli(['send', tuned.id, 'setThreshold', '--value', '{"value":0.4}']);

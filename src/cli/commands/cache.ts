@@ -1,5 +1,6 @@
 import { say, str, usageError, type CommandSpec } from '../command';
 import { openStore } from '../store';
+import { memoTable } from '../lazy';
 
 export const cacheCommand: CommandSpec = {
   name: 'cache',
@@ -10,7 +11,7 @@ export const cacheCommand: CommandSpec = {
   async run({ io, values, positionals }) {
     if (positionals[0] !== 'clear') throw usageError('cache', `unknown action "${positionals[0]}"`, 'use `kaon cache clear [--step <name>]`');
     const step = str(values, 'step');
-    const { createMemoTable } = await import('../../data/memo');
+    const { createMemoTable } = memoTable();
     const n = await createMemoTable(await openStore(io)).clear(step ? { step } : {});
     say(io.stdout, `cleared ${n} cache ${n === 1 ? 'entry' : 'entries'}${step ? ` of step ${step}` : ''}`);
     return 0;

@@ -3,6 +3,7 @@ import { say, str, type CommandSpec } from '../command';
 import { findPipeline, loadPipelines, PROJECT_OPTIONS, resolveProject } from '../project';
 import { connectClient, devPorts, runUrl } from '../temporal';
 import { awaitOutcome, reportOutcome } from '../watch';
+import { devServer, workerHost } from '../lazy';
 
 export const demoCommand: CommandSpec = {
   name: 'demo',
@@ -25,8 +26,8 @@ export const demoCommand: CommandSpec = {
     });
     const { port, uiPort } = devPorts('demo', values, io.env);
     say(io.stdout, `kaon demo: starting the Temporal dev server on 127.0.0.1:${port} (the first start installs the Temporal CLI into .kaon/)…`);
-    const { startDevServer } = await import('../../runtime/dev-server');
-    const { hostWorker } = await import('../worker-host');
+    const { startDevServer } = devServer();
+    const { hostWorker } = workerHost();
     const server = await startDevServer({ port, uiPort, say: (m) => say(io.stderr, m) });
     try {
       say(io.stdout, `kaon demo: Temporal ${server.address}${server.owned ? '' : ' (already running: reused)'}${server.uiUrl ? `, Web UI ${server.uiUrl}` : ''}`);

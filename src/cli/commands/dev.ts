@@ -1,6 +1,7 @@
 import { list, say, str, type CommandSpec } from '../command';
 import { PROJECT_OPTIONS, resolveProject } from '../project';
 import { devPorts } from '../temporal';
+import { devServer, workerHost } from '../lazy';
 
 export const devCommand: CommandSpec = {
   name: 'dev',
@@ -18,8 +19,8 @@ export const devCommand: CommandSpec = {
     const project = resolveProject(io.cwd, { workflows: str(values, 'workflows'), activities: str(values, 'activities') });
     const { port, uiPort } = devPorts('dev', values, io.env);
     say(io.stdout, `kaon dev: starting the Temporal dev server on 127.0.0.1:${port} (the first start installs the Temporal CLI into .kaon/)…`);
-    const { startDevServer } = await import('../../runtime/dev-server');
-    const { hostWorker, runUntilSignal } = await import('../worker-host');
+    const { startDevServer } = devServer();
+    const { hostWorker, runUntilSignal } = workerHost();
     const server = await startDevServer({ port, uiPort, say: (m) => say(io.stderr, m) });
     try {
       say(io.stdout, `kaon dev: Temporal ${server.address} (namespace ${server.namespace})${server.owned ? '' : ', already running: reused'}`);

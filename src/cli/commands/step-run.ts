@@ -8,6 +8,7 @@ import { parseParams } from '../params';
 import { loadActivities, PROJECT_OPTIONS, resolveProject } from '../project';
 import { humanSize, openStore } from '../store';
 import { withClient } from '../temporal';
+import { kaonClient, localStep } from '../lazy';
 
 export const STEP_RUN_OPTIONS: Record<string, OptionSpec> = {
   input: { type: 'string', value: 'json|@file', description: 'run: the step input as JSON or @file (default {})' },
@@ -111,8 +112,8 @@ export async function runStepCommand(io: CliIo, values: OptionValues, stepArg: s
     const project = resolveProject(io.cwd, { activities: str(values, 'activities') });
     // The workers' store: without KAON_HOME, <project root>/.kaon (as kaon worker), not <cwd>/.kaon.
     const store = await openStore({ cwd: io.env.KAON_HOME ? io.cwd : project.root, env: io.env });
-    const { localRunId, localSteps } = await import('../../runtime/local-step');
-    const { checkRecordedInput } = await import('../../client');
+    const { localRunId, localSteps } = localStep();
+    const { checkRecordedInput } = kaonClient();
     const local = localSteps({ activities: loadActivities(project.activities), artifacts: store, runner: { root: project.root } });
     const def = local.steps.get(stepName);
     if (!def) {

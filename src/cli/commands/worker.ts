@@ -1,6 +1,7 @@
 import { ErrorCode, KaonError } from '../../definition/errors';
 import { flag, list, str, type CommandSpec } from '../command';
 import { PROJECT_OPTIONS, resolveProject } from '../project';
+import { workerHost } from '../lazy';
 
 export const workerCommand: CommandSpec = {
   name: 'worker',
@@ -28,7 +29,7 @@ export const workerCommand: CommandSpec = {
       throw new KaonError({ code: ErrorCode.config, what: '--deployment and --current need a build id', fix: 'add --build-id <id> (or set KAON_BUILD_ID), e.g. the git commit' });
     }
     const deployment = buildId ? { buildId, ...(name ? { name } : {}), current: flag(values, 'current') ? true : ('if-none' as const) } : undefined;
-    const { hostWorker, runUntilSignal } = await import('../worker-host');
+    const { hostWorker, runUntilSignal } = workerHost();
     const hosted = await hostWorker(io, project, { label: 'kaon worker', queues: list(values, 'queues'), taskQueue: str(values, 'task-queue'), grace: str(values, 'grace'), deployment });
     await runUntilSignal(io, hosted, 'kaon worker');
     return 0;
