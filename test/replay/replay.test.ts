@@ -8,8 +8,10 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { bundlePipelines } from '../../src/runtime/bundle';
-import { ROOT } from '../support/temporal';
+import { installTestRuntime, ROOT } from '../support/temporal';
 import { SHIPPED } from './shipped';
+
+installTestRuntime();
 
 const history = historyFromJSON(JSON.parse(readFileSync(path.join(ROOT, 'test/fixtures/histories/ml-demo.json'), 'utf8')));
 
