@@ -19,7 +19,7 @@ export function parseListenAddress(spec: string, where = '--metrics'): { host: s
   if (!m || !(port >= 0 && port <= 65535)) {
     throw new KaonError({ code: ErrorCode.config, what: `${where} ${JSON.stringify(spec)} is not a listen address`, where, fix: 'give [host]:port, e.g. :9464 (loopback), 0.0.0.0:9464 (all interfaces) or 127.0.0.1:9464' });
   }
-  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+  return { host: m[1] || m[2] || '127.0.0.1', port };
 }
 
 export interface KaonMetricsServer {
