@@ -283,8 +283,12 @@ export class KaonClient {
  * With OTEL_EXPORTER_OTLP_ENDPOINT set, a run's trace starts at the client's start call. The OTel SDK is loaded
  * here, only then: the client stays thin otherwise (invariant 5).
  */
-async function clientTracingInterceptor(): Promise<WorkflowClientInterceptor> {
-  const [{ startTracing }, { OpenTelemetryWorkflowClientInterceptor }] = await Promise.all([import('../observe/tracing'), import('@temporalio/interceptors-opentelemetry/lib/client')]);
+function clientTracingInterceptor(): WorkflowClientInterceptor {
+  // require, not import(): under bin/kaon.js (tsx's CJS hook) import() goes through the ESM loader.
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { startTracing } = require('../observe/tracing') as typeof import('../observe/tracing');
+  const { OpenTelemetryWorkflowClientInterceptor } = require('@temporalio/interceptors-opentelemetry/lib/client') as typeof import('@temporalio/interceptors-opentelemetry/lib/client');
+  /* eslint-enable @typescript-eslint/no-require-imports */
   startTracing(process.env.KAON_SERVICE_NAME ?? 'kaon-client');
   return new OpenTelemetryWorkflowClientInterceptor();
 }
@@ -292,7 +296,7 @@ async function clientTracingInterceptor(): Promise<WorkflowClientInterceptor> {
 export async function connect(opts: ConnectOptions = {}): Promise<KaonClient> {
   const cfg = connectionConfig();
   const connection = opts.connection ?? (await Connection.connect(cfg.connectionOptions));
-  const client = new Client({ connection, namespace: opts.namespace ?? cfg.namespace, ...(tracingConfigured() ? { interceptors: { workflow: [await clientTracingInterceptor()] } } : {}) });
+  const client = new Client({ connection, namespace: opts.namespace ?? cfg.namespace, ...(tracingConfigured() ? { interceptors: { workflow: [clientTracingInterceptor()] } } : {}) });
   return new KaonClient(client, opts.taskQueue ?? DEFAULT_TASK_QUEUE(), opts.connection === undefined);
 }
 

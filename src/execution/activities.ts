@@ -290,13 +290,16 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
       timer?.unref();
       const started = performance.now();
       const finished = (status: StepOutcome) => deps.metrics?.stepFinished({ step: name, queue: def.options.queue ?? 'default', status, seconds: (performance.now() - started) / 1000, attempt });
+      const ran = new Set<'failed' | 'cached' | 'succeeded'>();
       try {
         for (const { i, input: raw } of call.items) {
           if (done.has(i)) continue;
           if (actx.cancellationSignal.aborted) throw asFailure(actx.cancellationSignal.reason, actx, { attempt, step: name, key: call.key });
           const line = await runItem(env, actx, call, i, raw, `${call.key}[${i}]`, !many);
           done.set(i, line);
-          deps.metrics?.sweepItem({ pipeline: call.pipeline, step: name, status: !line.ok ? 'failed' : line.cached ? 'cached' : 'succeeded' });
+          const itemStatus = !line.ok ? 'failed' : line.cached ? 'cached' : 'succeeded';
+          deps.metrics?.sweepItem({ pipeline: call.pipeline, step: name, status: itemStatus });
+          ran.add(itemStatus);
           if (many) {
             // Heartbeat details stay small: past 128 KiB of done outputs, later items are only counted (and re-run on a retry).
             const b = byteLength(line);
@@ -308,7 +311,8 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
             if (Date.now() - lastBeat >= 200) beat();
           }
         }
-        finished('succeeded');
+        // One status per attempt: failed or cached when every item it ran was (a batch of one is its item).
+        finished(ran.size === 1 && !ran.has('succeeded') ? [...ran][0]! : 'succeeded');
       } catch (err) {
         finished(outcomeOf(err, actx));
         throw err;

@@ -146,7 +146,7 @@ export interface KaonMetrics {
 /** The sink over a registry: Kaon's metric families, declared up front so a scrape shows them from the start. */
 export function createKaonMetrics(registry: MetricsRegistry = new MetricsRegistry()): KaonMetrics & { registry: MetricsRegistry } {
   const duration = registry.histogram('kaon_step_duration_seconds', 'Duration of step activity attempts, by step, queue and how the attempt ended (succeeded, failed, cancelled, cached, resumed).');
-  const attempts = registry.counter('kaon_step_attempts_total', 'Step activity attempts started, by step and queue (retries included).');
+  const attempts = registry.counter('kaon_step_attempts_total', 'Step activity attempts, counted as each ends, by step and queue (retries included).');
   const retries = registry.counter('kaon_step_retries_total', 'Step activity attempts after the first (Temporal retries), by step and queue.');
   const hits = registry.counter('kaon_cache_hits_total', 'Cross-run cache lookups that reused an earlier output, by step.');
   const misses = registry.counter('kaon_cache_misses_total', 'Cross-run cache lookups that found nothing usable (the step ran), by step.');

@@ -6,6 +6,7 @@ import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } 
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { onTracingFlush } from './otel-env';
 
 export interface Tracing {
   readonly tracer: Tracer;
@@ -35,6 +36,7 @@ export function startTracing(defaultServiceName: string, env: NodeJS.ProcessEnv 
   });
   // Spans buffered at exit would be lost: flush them on the way out (a CLI run ends quickly).
   process.once('beforeExit', () => void provider.forceFlush().catch(() => undefined));
+  onTracingFlush(() => provider.forceFlush());
   shared = { tracer: trace.getTracer('kaon'), resource, spanProcessor, flush: () => provider.forceFlush() };
   return shared;
 }

@@ -1,5 +1,6 @@
 // `kaon worker --metrics` from the real CLI: the endpoint it prints serves Kaon's and the SDK's metrics, and the
-// counts follow a run; a bad address is a clear error.
+// counts follow a run; a bad address is a clear error. And traces across processes: `kaon run` in one, the worker
+// in another, one trace.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { Connection } from '@temporalio/client';
 import { connect, type KaonClient } from '../../src/client';
 import { parsePrometheusText } from '../../src/observe';
 import { tracedChain } from '../fixtures/telemetry/workflows';
+import { otlpReceiver, traceOf } from '../support/otlp-receiver';
 import { testServer } from '../support/temporal';
 import { CliProcess, cliEnv, kaon } from './cli-process';
 
@@ -69,5 +71,28 @@ describe('kaon worker --metrics', { timeout: 300_000 }, () => {
     const r = await kaon(['worker', ...FLAGS, '--metrics', 'localhost'], { env: cliEnv({ TEMPORAL_ADDRESS: address, KAON_TASK_QUEUE: queue }) });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /--metrics "localhost" is not a listen address[\s\S]*To fix: give \[host\]:port, e\.g\. :9464/);
+  });
+
+  test('with OTEL_EXPORTER_OTLP_ENDPOINT, `kaon run` and `kaon worker` (two processes) make one trace per run', async () => {
+    const receiver = await otlpReceiver();
+    const q = `${queue}-traced`;
+    const env = cliEnv({ TEMPORAL_ADDRESS: address, KAON_TASK_QUEUE: q, KAON_ARTIFACTS: tmp, KAON_LOG_LEVEL: 'ERROR', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SERVICE_NAME: undefined });
+    const traced = new CliProcess(['worker', ...FLAGS, '--grace', '5s'], { env });
+    try {
+      await traced.waitFor(/^kaon worker: ready/m);
+      assert.match(traced.stdout, new RegExp(`^  traces: OTLP to ${receiver.url.replace(/[.]/g, '\\.')}$`, 'm'));
+      const r = await kaon(['run', 'test-traced', ...FLAGS, '--params', '{"n": 1}', '--wait'], { env });
+      assert.equal(r.code, 0, r.stderr);
+      const trace = await traceOf(receiver.spans, (s) => s.name === 'StartWorkflow:test-traced', 3, 5);
+      const services = (prefix: string) => [...new Set(trace.filter((s) => s.name.startsWith(prefix)).map((s) => s.service))];
+      assert.deepEqual(services('StartWorkflow:'), ['kaon-client'], 'the root comes from the kaon run process');
+      assert.deepEqual(services('RunWorkflow:'), ['kaon-worker']);
+      assert.deepEqual(services('RunActivity:'), ['kaon-worker']);
+      assert.deepEqual(trace.filter((s) => s.name.startsWith('StartActivity:')).map((s) => s.name).sort(), ['StartActivity:tmFlaky', 'StartActivity:tmFlaky', 'StartActivity:tmHeld']);
+    } finally {
+      traced.child.kill('SIGTERM');
+      await traced.exited;
+      await receiver.close();
+    }
   });
 });

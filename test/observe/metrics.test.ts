@@ -148,6 +148,9 @@ describe('kaon worker metrics (Prometheus)', () => {
     assert.equal(failed, 2, 'sanity: item 3 failed in each run');
     assert.equal(value(end.samples, 'kaon_sweep_items_total', { pipeline: 'test-telemetry', step: 'tmItem', status: 'failed' }), failed);
     assert.equal(value(end.samples, 'kaon_sweep_items_total', { pipeline: 'test-telemetry', step: 'tmItem', status: 'succeeded' }), succeeded);
+    // One item per activity (the default batch): each attempt's status is its item's.
+    assert.equal(value(end.samples, 'kaon_step_duration_seconds_count', { step: 'tmItem', status: 'failed' }), failed);
+    assert.equal(value(end.samples, 'kaon_step_duration_seconds_count', { step: 'tmItem', status: 'succeeded' }), succeeded);
     // Bounded labels: no run id and no item index in any kaon_ series.
     for (const s of end.samples.filter((x) => x.name.startsWith('kaon_'))) {
       for (const v of Object.values(s.labels)) {

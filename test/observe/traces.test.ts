@@ -2,64 +2,16 @@
 // receiver (the collector is outside Kaon, so the test plays it), a run is one trace: the client's start, the
 // workflow, and one span per step.
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client } from '@temporalio/client';
 import type { KaonWorker } from '../../src/runtime/worker';
 import * as activities from '../fixtures/telemetry';
 import { tracedChain } from '../fixtures/telemetry/workflows';
+import { otlpReceiver, traceOf, type Span } from '../support/otlp-receiver';
 import { testEnv, type TestEnv } from '../support/temporal';
 
 const workflowsPath = path.join(__dirname, '../fixtures/telemetry/workflows.ts');
-
-interface Span {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  service: string;
-}
-
-/** An OTLP/HTTP JSON receiver: what an OTel collector would get from Kaon's processes. */
-async function otlpReceiver(): Promise<{ url: string; spans: Span[]; close(): Promise<void> }> {
-  const spans: Span[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      assert.equal(req.url, '/v1/traces');
-      assert.match(req.headers['content-type'] ?? '', /application\/json/);
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-        resourceSpans: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeSpans: { spans: Omit<Span, 'service'>[] }[] }[];
-      };
-      for (const rs of body.resourceSpans) {
-        const service = rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
-        for (const ss of rs.scopeSpans) for (const s of ss.spans) spans.push({ traceId: s.traceId, spanId: s.spanId, ...(s.parentSpanId ? { parentSpanId: s.parentSpanId } : {}), name: s.name, service });
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, close: () => new Promise((r) => server.close(() => r())) };
-}
-
-/** The trace holding the span `rootOf` picks, once it has the workflow span, `steps` step spans and `attempts` attempt spans. */
-async function traceOf(spans: Span[], rootOf: (s: Span) => boolean, steps: number, attempts: number, timeoutMs = 60_000): Promise<Span[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const root = spans.find(rootOf);
-    const trace = root ? spans.filter((s) => s.traceId === root.traceId) : [];
-    const count = (prefix: string) => trace.filter((s) => s.name.startsWith(prefix)).length;
-    if (root && count('RunWorkflow:') >= 1 && count('StartActivity:') >= steps && count('RunActivity:') >= attempts) {
-      await new Promise((r) => setTimeout(r, 1500)); // late duplicates, if any, would show now
-      return spans.filter((s) => s.traceId === root.traceId);
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for the run's spans; got:\n${spans.map((s) => `${s.traceId} ${s.name}`).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('OpenTelemetry traces', () => {
   let receiver: Awaited<ReturnType<typeof otlpReceiver>>;
