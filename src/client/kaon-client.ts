@@ -289,7 +289,7 @@ function clientTracingInterceptor(): WorkflowClientInterceptor {
   const { startTracing } = require('../observe/tracing') as typeof import('../observe/tracing');
   const { OpenTelemetryWorkflowClientInterceptor } = require('@temporalio/interceptors-opentelemetry/lib/client') as typeof import('@temporalio/interceptors-opentelemetry/lib/client');
   /* eslint-enable @typescript-eslint/no-require-imports */
-  startTracing(process.env.KAON_SERVICE_NAME ?? 'kaon-client');
+  startTracing('kaon-client');
   return new OpenTelemetryWorkflowClientInterceptor();
 }
 

@@ -24,8 +24,11 @@ type Family = CounterFamily | HistogramFamily;
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
+/** A series' identity: its labels in name order (NUL cannot occur in a name; values are escaped by JSON). */
 function seriesKey(labels: Labels): string {
-  return JSON.stringify(Object.keys(labels).sort().map((k) => [k, labels[k]]));
+  let key = '';
+  for (const k of Object.keys(labels).sort()) key += `${k}\u0000${JSON.stringify(labels[k])}\u0000`;
+  return key;
 }
 
 function escapeValue(v: string): string {

@@ -119,7 +119,7 @@ export function workerTracing(enabled: boolean = tracingConfigured()): WorkerTra
   const { startTracing } = require('../observe/tracing') as typeof import('../observe/tracing');
   const otelWorker = require('@temporalio/interceptors-opentelemetry/lib/worker') as typeof import('@temporalio/interceptors-opentelemetry/lib/worker');
   /* eslint-enable @typescript-eslint/no-require-imports */
-  const t = startTracing(process.env.KAON_SERVICE_NAME ?? 'kaon-worker');
+  const t = startTracing('kaon-worker');
   return {
     interceptors: {
       activity: [(ctx) => ({ inbound: new otelWorker.OpenTelemetryActivityInboundInterceptor(ctx), outbound: new otelWorker.OpenTelemetryActivityOutboundInterceptor(ctx) })],
