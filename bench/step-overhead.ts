@@ -2,6 +2,7 @@
 //
 //   npm run bench                         # 200 steps, 1 warm-up + 5 interleaved rounds each
 //   npm run bench -- --steps 100 --rounds 7 --address 127.0.0.1:7233
+//   npm run bench -- --metrics            # the Kaon worker counts into a metrics registry (kaon worker --metrics)
 //
 // (a) a Kaon pipeline of N sequential no-op steps (definePipeline + k.step, createKaonWorker, Kaon client);
 // (b) a plain Temporal workflow calling a no-op activity N times (proxyActivities, Worker.create).
@@ -16,6 +17,7 @@ import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { createArtifactStore } from '../src/data';
+import { createKaonMetrics } from '../src/observe/metrics';
 import { kaonHome } from '../src/runtime/paths';
 import { createKaonWorker } from '../src/runtime/worker';
 import { positiveInt, sideBySide } from './side-by-side';
@@ -82,6 +84,7 @@ async function main(): Promise<void> {
       rounds: { type: 'string' },
       warmup: { type: 'string' },
       address: { type: 'string' },
+      metrics: { type: 'boolean' },
     },
   });
   const steps = positiveInt(values.steps, 200, 'steps');
@@ -103,6 +106,8 @@ async function main(): Promise<void> {
     shutdownGraceTime: '2s',
     artifacts: createArtifactStore(pathToFileURL(storeDir).href),
     workerOptions: tuning,
+    // The registry behind `kaon worker --metrics` (the SDK's exporter is left out: it serves plain Temporal too).
+    ...(values.metrics ? { metrics: createKaonMetrics() } : {}),
   });
   const plainWorker = await Worker.create({
     connection: nativeConnection,
@@ -135,7 +140,7 @@ async function main(): Promise<void> {
   const plainSamples: Sample[] = [];
   const breakdowns: Partial<Record<'kaon' | 'plain', Breakdown>> = {};
   try {
-    console.log(`bench: ${steps} sequential no-op steps, ${warmup} warm-up + ${rounds} rounds each (A=kaon, B=plain), server ${address}`);
+    console.log(`bench: ${steps} sequential no-op steps, ${warmup} warm-up + ${rounds} rounds each (A=kaon${values.metrics ? ' with metrics' : ''}, B=plain), server ${address}`);
     for (let i = 0; i < warmup; i++) {
       await runKaon();
       await runPlain();
