@@ -1,5 +1,6 @@
 // `kaon <command>`: parse, dispatch to src/cli/commands/<verb>.ts, turn errors into one line and an exit code.
 import { KaonError } from '../definition/errors';
+import { flushTracing } from '../observe/otel-env';
 import { commandUsage, globalUsage, parseCommandArgs } from './args';
 import { say, USAGE_ERROR, type CliIo, type CommandSpec } from './command';
 import { artifactCommand } from './commands/artifact';
@@ -83,6 +84,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const code = await runCli(argv, { stdout: process.stdout, stderr: process.stderr, cwd: process.cwd(), env: process.env, signal: controller.signal });
+  // Spans still buffered (a `kaon run`'s client start) go out first: process.exit skips 'beforeExit'.
+  await flushTracing();
   // Native Temporal handles can keep the event loop alive after a clean shutdown; the exit code is decided.
   process.exit(code);
 }

@@ -8,6 +8,8 @@ import { formatDuration } from '../observe/terminal';
 import { say, type CliIo } from './command';
 import { loadActivities, loadPipelines, type Project } from './project';
 import { connectWorker } from './temporal';
+import { startMetricsServer, type KaonMetricsServer } from '../runtime/telemetry';
+import { tracingConfigured } from '../observe/otel-env';
 
 export interface HostedWorker {
   worker: KaonWorker;
@@ -16,6 +18,8 @@ export interface HostedWorker {
   namespace: string;
   taskQueue: string;
   graceMs: number;
+  /** The Prometheus endpoint, with --metrics. */
+  metrics?: KaonMetricsServer;
 }
 
 export interface HostOptions {
@@ -30,16 +34,21 @@ export interface HostOptions {
   deployment?: { name?: string; buildId: string; current?: boolean | 'if-none' } | undefined;
   /** Temporal SDK log level unless KAON_LOG_LEVEL says otherwise. Default INFO. */
   logLevel?: LogLevel;
+  /** Serve Prometheus metrics (Kaon's and the SDK's) on this `[host]:port`. */
+  metrics?: string | undefined;
 }
 
 const LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
 
+function logLevel(io: CliIo, fallback: LogLevel): LogLevel {
+  const wanted = io.env.KAON_LOG_LEVEL?.toUpperCase();
+  return LEVELS.find((l) => l === wanted) ?? fallback;
+}
+
 /** The SDK logs (worker state, step logs) at KAON_LOG_LEVEL. Must run before the first connection. */
 function installRuntime(io: CliIo, fallback: LogLevel): void {
-  const wanted = io.env.KAON_LOG_LEVEL?.toUpperCase();
-  const level = LEVELS.find((l) => l === wanted) ?? fallback;
   try {
-    Runtime.install({ logger: new DefaultLogger(level) });
+    Runtime.install({ logger: new DefaultLogger(logLevel(io, fallback)) });
   } catch {
     // Already installed (a second worker in this process): keep the first.
   }
@@ -58,8 +67,17 @@ export async function hostWorker(io: CliIo, project: Project, opts: HostOptions)
   }
   const taskQueue = opts.taskQueue ?? DEFAULT_TASK_QUEUE();
   const queues = opts.queues && opts.queues.length > 0 ? opts.queues : [...byQueue.keys()];
-  installRuntime(io, opts.logLevel ?? 'INFO');
-  const { connection, address, namespace } = await connectWorker(opts.server);
+  // With --metrics the runtime is installed with the SDK's Prometheus exporter (so before the first connection).
+  const metrics = opts.metrics !== undefined ? await startMetricsServer({ listen: opts.metrics, logger: new DefaultLogger(logLevel(io, opts.logLevel ?? 'INFO')) }) : undefined;
+  if (!metrics) installRuntime(io, opts.logLevel ?? 'INFO');
+  let conn: Awaited<ReturnType<typeof connectWorker>>;
+  try {
+    conn = await connectWorker(opts.server);
+  } catch (err) {
+    await metrics?.close();
+    throw err;
+  }
+  const { connection, address, namespace } = conn;
   let worker: KaonWorker;
   try {
     worker = await createKaonWorker({
@@ -71,12 +89,16 @@ export async function hostWorker(io: CliIo, project: Project, opts: HostOptions)
       namespace,
       shutdownGraceTime: graceMs,
       ...(opts.deployment ? { deployment: opts.deployment } : {}),
+      ...(metrics ? { metrics: metrics.metrics } : {}),
     });
   } catch (err) {
     await connection.close();
+    await metrics?.close();
     throw err;
   }
   say(io.stdout, `${opts.label}: connected to ${address} (namespace ${namespace})`);
+  if (metrics) say(io.stdout, `  metrics: ${metrics.url} (Prometheus text: kaon_* and the Temporal SDK's temporal_*)`);
+  if (tracingConfigured(io.env)) say(io.stdout, `  traces: OTLP to ${io.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? io.env.OTEL_EXPORTER_OTLP_ENDPOINT}`);
   const unimplemented = steps.filter((d) => !d.run && !impls.some((i) => i.def.name === d.name)).map((d) => d.name).sort();
   if (unimplemented.length) {
     say(io.stderr, `${opts.label}: warning: step contracts with no implementation in ${project.activities}: ${unimplemented.join(', ')}. A run that calls one fails at once. To fix: implementStep(<step>, fn) next to the contract, or give it run: python(…) / command(…)`);
@@ -90,7 +112,7 @@ export async function hostWorker(io: CliIo, project: Project, opts: HostOptions)
     ].filter(Boolean).join('; ');
     say(io.stdout, `  task queue ${taskQueueFor(taskQueue, q)}: ${what}`);
   }
-  return { worker, connection, address, namespace, taskQueue, graceMs };
+  return { worker, connection, address, namespace, taskQueue, graceMs, ...(metrics ? { metrics } : {}) };
 }
 
 /**
@@ -111,6 +133,7 @@ export async function runUntilSignal(io: CliIo, hosted: HostedWorker, label: str
   } finally {
     io.signal?.removeEventListener('abort', onAbort);
     await hosted.connection.close();
+    await hosted.metrics?.close();
   }
   say(io.stdout, `${label}: stopped`);
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createHash } from 'node:crypto';
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowClientInterceptor } from '@temporalio/client';
+import { tracingConfigured } from '../observe/otel-env';
 import type { z } from 'zod';
 import { canonicalJson } from '../data/canonical';
 import { isEventDef, type EventDef } from '../definition/events';
@@ -278,10 +279,24 @@ export class KaonClient {
 }
 
 /** Connect to Temporal (envconfig by default) and return a Kaon client. */
+/**
+ * With OTEL_EXPORTER_OTLP_ENDPOINT set, a run's trace starts at the client's start call. The OTel SDK is loaded
+ * here, only then: the client stays thin otherwise (invariant 5).
+ */
+function clientTracingInterceptor(): WorkflowClientInterceptor {
+  // require, not import(): under bin/kaon.js (tsx's CJS hook) import() goes through the ESM loader.
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { startTracing } = require('../observe/tracing') as typeof import('../observe/tracing');
+  const { OpenTelemetryWorkflowClientInterceptor } = require('@temporalio/interceptors-opentelemetry/lib/client') as typeof import('@temporalio/interceptors-opentelemetry/lib/client');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  startTracing('kaon-client');
+  return new OpenTelemetryWorkflowClientInterceptor();
+}
+
 export async function connect(opts: ConnectOptions = {}): Promise<KaonClient> {
   const cfg = connectionConfig();
   const connection = opts.connection ?? (await Connection.connect(cfg.connectionOptions));
-  const client = new Client({ connection, namespace: opts.namespace ?? cfg.namespace });
+  const client = new Client({ connection, namespace: opts.namespace ?? cfg.namespace, ...(tracingConfigured() ? { interceptors: { workflow: [clientTracingInterceptor()] } } : {}) });
   return new KaonClient(client, opts.taskQueue ?? DEFAULT_TASK_QUEUE(), opts.connection === undefined);
 }
 

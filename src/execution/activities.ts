@@ -9,6 +9,7 @@ import type { StepDef, StepRunner } from '../definition/step';
 import type { StepArtifacts, StepContext, StepImpl } from './implement';
 import type { PriorSteps } from './prior-steps';
 import { assertJsonValue } from '../definition/json-value';
+import type { KaonMetrics, StepOutcome } from '../observe/metrics';
 
 /** JSON outputs above this stay out of workflow history (invariant 4). Temporal itself fails at 2 MiB. */
 export const MAX_OUTPUT_BYTES = 256 * 1024;
@@ -36,6 +37,8 @@ export interface StepActivityDeps {
   memo?: StepMemo;
   /** Earlier runs' completed steps, for resume. Without it a resume recomputes every step. */
   prior?: PriorSteps;
+  /** Where step durations, attempts, cache lookups, artifact bytes and sweep items are counted. Default: nowhere. */
+  metrics?: KaonMetrics;
 }
 
 /** What execution needs of the data seam's store (kept minimal so tests can pass a fake). */
@@ -156,6 +159,10 @@ function recomputes(recompute: readonly string[], key: string, step: string): bo
   return recompute.some((r) => r === key || r === step || key.startsWith(`${r}[`) || key.startsWith(`${r}#`));
 }
 
+function outcomeOf(err: unknown, actx: Context): StepOutcome {
+  return actx.cancellationSignal.aborted || err instanceof CancelledFailure ? 'cancelled' : 'failed';
+}
+
 function byteLength(v: unknown): number {
   return Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
 }
@@ -236,6 +243,8 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
       const runId = actx.info.workflowExecution?.workflowId ?? '';
       const env: ItemEnv = { name, def, exec, ...(fp ? { fingerprint: fp } : {}), deps, runId, attempt };
       const { ctx, setInputs, stop } = stepContext(env, actx, call.key, call.pipeline);
+      const started = performance.now();
+      const finished = (status: StepOutcome) => deps.metrics?.stepFinished({ step: name, queue: def.options.queue ?? 'default', status, seconds: (performance.now() - started) / 1000, attempt });
       try {
         const input = parseInput(def, call.input, call.key);
         setInputs(refsIn(input));
@@ -245,7 +254,10 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         const fingerprint = cacheOn || call.resumeFrom ? await env.fingerprint?.() : undefined;
         const key = cacheOn || call.resumeFrom ? memoKeyOf(env, input, fingerprint) : undefined;
         if (memo && key) {
-          const reuse = (output: unknown, from: 'cache' | 'resume', fromRun: string): StepResult => ({ output, attempt, reused: { from, runId: fromRun } });
+          const reuse = (output: unknown, from: 'cache' | 'resume', fromRun: string): StepResult => {
+            finished(from === 'cache' ? 'cached' : 'resumed');
+            return { output, attempt, reused: { from, runId: fromRun } };
+          };
           // Resume: reuse what the earlier run computed for this step key from the same input (read from its history).
           const from = call.resumeFrom;
           if (from && deps.prior && !recomputes(from.recompute, call.key, name)) {
@@ -255,14 +267,17 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
           // Cross-run cache (opt-in per step; a run may turn it off). A hit whose blobs are gone is a miss.
           if (cacheOn) {
             const hit = await memo.get(key);
+            deps.metrics?.cacheLookup(name, hit !== undefined);
             if (hit) return reuse(hit.output, 'cache', hit.runId);
           }
         }
         const output = checkOutput(def, await exec(input, ctx), call.key);
         // Only a step that opted in to caching writes anything: resume reads this run's history instead.
         if (memo && key && cacheOn) await memo.put(key, { output, refs: refsIn(output), runId, stepKey: call.key, step: name });
+        finished('succeeded');
         return { output, attempt };
       } catch (err) {
+        finished(outcomeOf(err, actx));
         throw asFailure(err, actx, details);
       } finally {
         stop();
@@ -289,12 +304,18 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
       // One timer per call: between items the batch still heartbeats, so cancellation reaches it.
       const timer = many ? setInterval(beat, deps.autoHeartbeatMs ?? 1000) : undefined;
       timer?.unref();
+      const started = performance.now();
+      const finished = (status: StepOutcome) => deps.metrics?.stepFinished({ step: name, queue: def.options.queue ?? 'default', status, seconds: (performance.now() - started) / 1000, attempt });
+      const ran = new Set<'failed' | 'cached' | 'succeeded'>();
       try {
         for (const { i, input: raw } of call.items) {
           if (done.has(i)) continue;
           if (actx.cancellationSignal.aborted) throw asFailure(actx.cancellationSignal.reason, actx, { attempt, step: name, key: call.key });
           const line = await runItem(env, actx, call, i, raw, `${call.key}[${i}]`, !many);
           done.set(i, line);
+          const itemStatus = !line.ok ? 'failed' : line.cached ? 'cached' : 'succeeded';
+          deps.metrics?.sweepItem({ pipeline: call.pipeline, step: name, status: itemStatus });
+          ran.add(itemStatus);
           if (many) {
             // Heartbeat details stay small: past 128 KiB of done outputs, later items are only counted (and re-run on a retry).
             const b = byteLength(line);
@@ -306,6 +327,11 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
             if (Date.now() - lastBeat >= 200) beat();
           }
         }
+        // One status per attempt: failed or cached when every item it ran was (a batch of one is its item).
+        finished(ran.size === 1 && !ran.has('succeeded') ? [...ran][0]! : 'succeeded');
+      } catch (err) {
+        finished(outcomeOf(err, actx));
+        throw err;
       } finally {
         if (timer) clearInterval(timer);
       }
@@ -335,6 +361,7 @@ async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, 
     const cacheOn = Boolean(def.options.cache) && call.cache !== 'off';
     if (memo && key && cacheOn) {
       const hit = await memo.get(key);
+      deps.metrics?.cacheLookup(name, hit !== undefined);
       if (hit) return { i, ok: true, output: hit.output, cached: true, key };
     }
     const output = checkOutput(def, await env.exec(input, ctx), itemKey);
@@ -359,10 +386,13 @@ function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string,
   let inputRefs: ArtifactRef[] = [];
   const store = env.deps.artifacts;
   const producer = { pipeline, runId: env.runId, step: key, attempt: env.attempt };
+  const metrics = env.deps.metrics;
+  const counted = <T>(direction: 'in' | 'out', p: Promise<T>, size: (v: T) => number): Promise<T> =>
+    metrics ? p.then((v) => (metrics.artifactBytes(direction, size(v)), v)) : p;
   const artifacts: StepArtifacts = {
-    put: (source, meta = {}) => (store ? store.put(source, { ...meta, producer, inputs: inputRefs }) : Promise.reject(noStore(env.name))),
-    getPath: (ref, dir) => (store ? store.getPath(ref, dir) : Promise.reject(noStore(env.name))),
-    getStream: (ref) => (store ? store.getStream(ref) : Promise.reject(noStore(env.name))),
+    put: (source, meta = {}) => (store ? counted('in', store.put(source, { ...meta, producer, inputs: inputRefs }), (r) => r.size) : Promise.reject(noStore(env.name))),
+    getPath: (ref, dir) => (store ? counted('out', store.getPath(ref, dir), () => ref.size) : Promise.reject(noStore(env.name))),
+    getStream: (ref) => (store ? counted('out', store.getStream(ref), () => ref.size) : Promise.reject(noStore(env.name))),
     readSweep: (sweep) => {
       if (!store) throw noStore(env.name);
       return readSweep(store, sweep);

@@ -5,6 +5,10 @@
  * const state = await run.progress();
  * process.stdout.write(renderMarkdown(state, Date.now()));   // Web UI details
  * process.stdout.write(renderBars(state, Date.now(), 80));     // a terminal
+ *
+ * // Kaon's metrics: a registry, the sink steps report to, Prometheus text
+ * const metrics = createKaonMetrics();
+ * process.stdout.write(metrics.registry.render());
  */
 export { renderMarkdown, countByStatus, isTerminal, type RunState, type StepState, type StepStatus, type RunStatus, type FailedItem } from './run-state';
 export {
@@ -19,3 +23,14 @@ export {
   STATUS_ICON,
   type BarsOptions,
 } from './terminal';
+export {
+  MetricsRegistry,
+  createKaonMetrics,
+  parsePrometheusText,
+  STEP_DURATION_BUCKETS,
+  type KaonMetrics,
+  type StepOutcome,
+  type Labels,
+  type ParsedSample,
+} from './metrics';
+export { tracingConfigured } from './otel-env';

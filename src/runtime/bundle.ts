@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { KAON_PACKAGE_ROOT, kaonHome } from './paths';
+import { tracingWorkflowModules } from './telemetry';
 
 /** This Kaon's own modules: src/ when it runs from its TypeScript sources, dist/ when built (or installed). */
 const KAON_MODULES = path.resolve(__dirname, '..');
@@ -35,10 +36,15 @@ export function writeWorkflowEntry(workflowsPath: string): string {
   return file;
 }
 
-/** Bundle a pipelines module for the workflow sandbox. `kaon` imports resolve to this package's own modules. */
-export async function bundlePipelines(workflowsPath: string): Promise<WorkflowBundleWithSourceMap> {
+/**
+ * Bundle a pipelines module for the workflow sandbox. `kaon` imports resolve to this package's own modules.
+ * `tracing`: include the OpenTelemetry workflow interceptors (a worker tracing runs needs them in its bundle).
+ */
+export async function bundlePipelines(workflowsPath: string, opts: { tracing?: boolean } = {}): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
     workflowsPath: writeWorkflowEntry(workflowsPath),
+    // Traces: the OpenTelemetry workflow interceptors (sandbox-safe; they add no commands, so histories replay either way).
+    ...(opts.tracing ? { workflowInterceptorModules: tracingWorkflowModules() } : {}),
     logger: { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: (m) => process.stderr.write(`${m}\n`), error: (m) => process.stderr.write(`${m}\n`), log: () => undefined },
     webpackConfigHook: (config) => {
       const alias = SUBPATHS;

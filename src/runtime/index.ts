@@ -14,4 +14,5 @@ export { bundlePipelines, writeWorkflowEntry } from './bundle';
 export { connectionConfig, nativeConnectionConfig, DEFAULT_TASK_QUEUE } from './config';
 export { kaonHome, projectRoot } from './paths';
 export { defaultArtifactStore } from './artifacts';
+export { startMetricsServer, parseListenAddress, workerTracing, type KaonMetricsServer, type MetricsServerOptions } from './telemetry';
 export { implementStep, createStepActivities, type StepContext, type StepImpl, type StepFn, type RunnerExecutor } from '../execution';

@@ -18,6 +18,9 @@ import { DEFAULT_DEPLOYMENT, KaonDeployments } from '../client/deployments';
 import { DEFAULT_TASK_QUEUE, nativeConnectionConfig } from './config';
 import { defaultArtifactStore } from './artifacts';
 import { kaonHome, projectRoot } from './paths';
+import type { KaonMetrics } from '../observe/metrics';
+import { tracingConfigured } from '../observe/otel-env';
+import { workerTracing } from './telemetry';
 
 export interface KaonWorkerOptions {
   /** The module that exports your pipelines (workflow code). */
@@ -45,6 +48,17 @@ export interface KaonWorkerOptions {
    * when the deployment has no current build yet), true (a deploy), or false (promote later, `kaon deployment current`).
    */
   deployment?: { name?: string; buildId: string; current?: boolean | 'if-none' };
+  /**
+   * Where step metrics go (durations, attempts, cache hits and misses, artifact bytes, sweep items): the sink of
+   * startMetricsServer(), or createKaonMetrics() over your own registry. Default: not collected.
+   */
+  metrics?: KaonMetrics;
+  /**
+   * OpenTelemetry traces through Temporal's interceptors: a run is one trace, a span per step. Default: on when
+   * OTEL_EXPORTER_OTLP_ENDPOINT (or …_TRACES_ENDPOINT) is set. A `workflowBundle` must then be built with
+   * bundlePipelines(path, { tracing: true }).
+   */
+  tracing?: boolean;
   /** Extra Temporal worker options (concurrency limits, interceptors…). */
   workerOptions?: Partial<Omit<WorkerOptions, 'taskQueue' | 'activities' | 'workflowsPath' | 'workflowBundle' | 'connection'>>;
 }
@@ -59,7 +73,8 @@ function deploymentFromEnv(): KaonWorkerOptions['deployment'] {
  * Kaon's process and Python executors, reading and writing artifacts in `store`. The runtime supplies the paths the
  * execution seam does not look up itself: the project root (relative scripts, cwd) and `.kaon/` (Python envs).
  */
-export function defaultExecutors(store: Pick<ArtifactStore, 'getPath' | 'put'>, deps: Omit<RunnerDeps, 'artifacts'> = {}): NonNullable<StepActivityDeps['executors']> {
+export function defaultExecutors(store: Pick<ArtifactStore, 'getPath' | 'put'>, deps: Omit<RunnerDeps, 'artifacts'> = {}, metrics?: KaonMetrics): NonNullable<StepActivityDeps['executors']> {
+  const count = (direction: 'in' | 'out', bytes: number) => metrics?.artifactBytes(direction, bytes);
   return createRunnerExecutors({
     ...deps,
     root: deps.root ?? projectRoot(),
@@ -67,8 +82,16 @@ export function defaultExecutors(store: Pick<ArtifactStore, 'getPath' | 'put'>, 
     artifacts: {
       // Inputs are hard links to the read-only blobs where the store is local (copies across filesystems, for S3,
       // and for a root worker, which permission bits would not stop): see ArtifactStoreOptions.links.
-      materialise: (ref, dir) => store.getPath(ref, dir, { link: true }),
-      save: (file, inputs, producer) => store.put({ path: file.path }, { name: file.name, ...(file.mediaType ? { mediaType: file.mediaType } : {}), producer, inputs }),
+      materialise: async (ref, dir) => {
+        const p = await store.getPath(ref, dir, { link: true });
+        count('out', ref.size);
+        return p;
+      },
+      save: async (file, inputs, producer) => {
+        const ref = await store.put({ path: file.path }, { name: file.name, ...(file.mediaType ? { mediaType: file.mediaType } : {}), producer, inputs });
+        count('in', ref.size);
+        return ref;
+      },
     },
   });
 }
@@ -125,7 +148,7 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   const taskQueue = opts.taskQueue ?? DEFAULT_TASK_QUEUE();
   const { impls, steps } = collectSteps(opts.activities);
   const store = opts.artifacts ?? defaultArtifactStore();
-  const executors = opts.executors ?? defaultExecutors(store);
+  const executors = opts.executors ?? defaultExecutors(store, {}, opts.metrics);
   const memo = stepMemo(store);
   const stepQueues = new Set<string>(['default']);
   for (const def of [...impls.map((i) => i.def), ...steps]) stepQueues.add(def.options.queue ?? 'default');
@@ -138,7 +161,7 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   const connection = opts.connection ?? (await NativeConnection.connect(nativeConnectionConfig().options));
   const namespace = opts.namespace ?? nativeConnectionConfig().namespace;
   const prior = priorStepsFromHistory(connection, namespace, loadDataConverter(opts.workerOptions?.dataConverter));
-  const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo, prior }), ...createMapActivities(store) };
+  const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo, prior, ...(opts.metrics ? { metrics: opts.metrics } : {}) }), ...createMapActivities(store) };
   const known = Object.keys(served).filter((n) => !n.startsWith('kaon.')).sort();
   const activities = {
     ...served,
@@ -153,7 +176,8 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
     },
   };
   const grace = toMs(opts.shutdownGraceTime ?? '30s', 'shutdownGraceTime');
-  const bundle = opts.workflowBundle ?? (wanted.includes('default') ? await bundlePipelines(opts.workflowsPath) : undefined);
+  const tracing = workerTracing(opts.tracing ?? tracingConfigured());
+  const bundle = opts.workflowBundle ?? (wanted.includes('default') ? await bundlePipelines(opts.workflowsPath, { tracing: tracing !== undefined }) : undefined);
   const deployment = opts.deployment ?? deploymentFromEnv();
   const deploymentName = deployment ? (deployment.name ?? DEFAULT_DEPLOYMENT) : undefined;
   if (deployment && !/^[A-Za-z0-9_.:-]{1,200}$/.test(deployment.buildId)) {
@@ -177,6 +201,12 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
           ? { workerDeploymentOptions: { version: { deploymentName, buildId: deployment.buildId }, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' as const } }
           : {}),
         ...opts.workerOptions,
+        ...(tracing
+          ? {
+              interceptors: { ...opts.workerOptions?.interceptors, activity: [...tracing.interceptors.activity!, ...(opts.workerOptions?.interceptors?.activity ?? [])] },
+              sinks: { ...opts.workerOptions?.sinks, ...tracing.sinks },
+            }
+          : {}),
       }),
     );
   }
@@ -190,7 +220,7 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   const runAll = () => {
     const running = Promise.all(workers.map((w) => w.run()));
     promote().catch((err: unknown) => process.emitWarning(`kaon: ${err instanceof Error ? err.message : String(err)}`));
-    return running.then(() => undefined);
+    return running.then(() => undefined).finally(() => tracing?.flush().catch(() => undefined));
   };
   return {
     taskQueue,

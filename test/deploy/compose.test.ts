@@ -197,6 +197,23 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  test('prometheus scrapes every worker service on the port its `kaon worker --metrics` listens on', () => {
+    const prom = service('prometheus');
+    assertPinned(prom.image!, 'service prometheus');
+    const mount = (prom.volumes ?? []).map(String).find((v) => v.endsWith(':/etc/prometheus/prometheus.yml:ro'));
+    assert.ok(mount, 'the config is mounted read-only');
+    const config = parse(readFileSync(path.join(ROOT, mount.split(':')[0]!), 'utf8')) as { scrape_configs: { dns_sd_configs?: { names: string[]; type: string; port: number }[] }[] };
+    const sd = config.scrape_configs.flatMap((c) => c.dns_sd_configs ?? []);
+    for (const w of WORKERS) {
+      const parsed = parseCommandArgs(workerCommand, argv(service(w).command).slice(3));
+      const listen = parsed.values.metrics;
+      assert.equal(typeof listen, 'string', `${w} runs with --metrics`);
+      assert.match(listen as string, /^0\.0\.0\.0:\d+$/, `${w}: inside a container the endpoint must listen beyond loopback`);
+      const port = Number((listen as string).split(':')[1]);
+      assert.ok(sd.some((d) => d.names.includes(w) && d.type === 'A' && d.port === port), `prometheus finds ${w} replicas on :${port}`);
+    }
+  });
+
   test('artifacts live on a shared volume mounted where KAON_ARTIFACTS points, in every worker', () => {
     const declared = Object.keys(compose.volumes ?? {});
     for (const w of WORKERS) {

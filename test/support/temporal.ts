@@ -11,14 +11,25 @@ import { createArtifactStore, type ArtifactStore } from '../../src/data/store';
 import { startDevServer, type DevServer } from '../../src/runtime/dev-server';
 import { createKaonWorker, type KaonWorker, type KaonWorkerOptions } from '../../src/runtime/worker';
 
-// The SDK logs every worker state change at INFO; tests want warnings only.
-Runtime.install({ logger: new DefaultLogger((process.env.KAON_TEST_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
+// The SDK logs every worker state change at INFO; tests want warnings only. Installed on first use, so a test
+// file may install its own runtime first (the metrics test installs one with the SDK's Prometheus exporter).
+let runtimeReady = false;
+export function installTestRuntime(): void {
+  if (runtimeReady) return;
+  runtimeReady = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger((process.env.KAON_TEST_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
+  } catch {
+    // This test file installed its own runtime before its first connection.
+  }
+}
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
 let server: Promise<{ address: string; stop?: () => Promise<void> }> | undefined;
 
 export function testServer(): Promise<{ address: string; stop?: () => Promise<void> }> {
+  installTestRuntime();
   server ??= process.env.KAON_TEST_TEMPORAL_ADDRESS
     ? Promise.resolve({ address: process.env.KAON_TEST_TEMPORAL_ADDRESS })
     : startDevServer({ port: 0, dbFile: null, headless: true, say: (m) => process.stderr.write(`${m}\n`) }).then((s: DevServer) => ({ address: s.address, stop: () => s.stop() }));

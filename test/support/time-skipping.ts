@@ -10,6 +10,7 @@ import { createArtifactStore, type ArtifactStore } from '../../src/data/store';
 import { SA } from '../../src/definition/internal/protocol';
 import { ensureTestServer } from '../../src/runtime/temporal-cli';
 import { createKaonWorker, type KaonWorkerOptions } from '../../src/runtime/worker';
+import { installTestRuntime } from './temporal';
 import { ROOT } from './temporal';
 
 export interface TimeSkipping {
@@ -30,6 +31,7 @@ const patientKeepalive: ConnectionPlugin = {
 };
 
 export async function timeSkippingWorker(taskQueue: string, opts: Pick<KaonWorkerOptions, 'activities'> & { workflows: string }): Promise<TimeSkipping> {
+  installTestRuntime();
   // The SDK gives the server 5 s to listen; on a loaded 2-core machine (a JVM starting) that is sometimes short.
   let env: TestWorkflowEnvironment | undefined;
   for (let attempt = 1; !env; attempt++) {

@@ -13,6 +13,7 @@ export const workerCommand: CommandSpec = {
     'build-id': { type: 'string', value: 'id', description: 'Worker Versioning: serve this build (default $KAON_BUILD_ID); runs stay on the build they started on' },
     deployment: { type: 'string', value: 'name', description: 'Worker Versioning: the deployment (default $KAON_DEPLOYMENT or kaon)' },
     current: { type: 'boolean', description: "make this build current once it polls (default: only a deployment's first build)" },
+    metrics: { type: 'string', value: '[host]:port', description: "serve Prometheus metrics (Kaon's kaon_* and the SDK's temporal_*) at http://host:port/metrics; ':9464' listens on 127.0.0.1" },
     ...PROJECT_OPTIONS,
   },
   notes: [
@@ -20,6 +21,8 @@ export const workerCommand: CommandSpec = {
     '  kaon worker',
     '  TEMPORAL_ADDRESS=temporal.internal:7233 kaon worker --queues python --grace 5m',
     '  kaon worker --build-id $(git rev-parse --short HEAD) --current   # a deploy: new runs start on this build',
+    '  kaon worker --metrics :9464                                        # Prometheus scrapes http://127.0.0.1:9464/metrics',
+    '  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 kaon worker      # traces: a run is one trace, a span per step',
   ],
   async run({ io, values }) {
     const project = resolveProject(io.cwd, { workflows: str(values, 'workflows'), activities: str(values, 'activities') });
@@ -30,7 +33,7 @@ export const workerCommand: CommandSpec = {
     }
     const deployment = buildId ? { buildId, ...(name ? { name } : {}), current: flag(values, 'current') ? true : ('if-none' as const) } : undefined;
     const { hostWorker, runUntilSignal } = workerHost();
-    const hosted = await hostWorker(io, project, { label: 'kaon worker', queues: list(values, 'queues'), taskQueue: str(values, 'task-queue'), grace: str(values, 'grace'), deployment });
+    const hosted = await hostWorker(io, project, { label: 'kaon worker', queues: list(values, 'queues'), taskQueue: str(values, 'task-queue'), grace: str(values, 'grace'), deployment, metrics: str(values, 'metrics') ?? (io.env.KAON_METRICS || undefined) });
     await runUntilSignal(io, hosted, 'kaon worker');
     return 0;
   },
