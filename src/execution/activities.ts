@@ -8,6 +8,7 @@ import { isArtifactRef, type ArtifactRef } from '../definition/artifact-ref';
 import type { StepDef, StepRunner } from '../definition/step';
 import type { StepArtifacts, StepContext, StepImpl } from './implement';
 import { assertJsonValue } from '../definition/json-value';
+import { storeCard } from './cards';
 
 /** JSON outputs above this stay out of workflow history (invariant 4). Temporal itself fails at 2 MiB. */
 export const MAX_OUTPUT_BYTES = 256 * 1024;
@@ -216,7 +217,7 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
       const details: StepFailureDetails = { attempt, step: name, key: call.key };
       const runId = actx.info.workflowExecution?.workflowId ?? '';
       const env: ItemEnv = { name, def, exec, deps, runId, attempt };
-      const { ctx, setInputs, stop } = stepContext(env, actx, call.key, call.pipeline);
+      const { ctx, setInputs, stop, cards } = stepContext(env, actx, call.key, call.pipeline);
       try {
         const input = parseInput(def, call.input, call.key);
         setInputs(refsIn(input));
@@ -247,7 +248,7 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
           if (cacheOn) await memo.put(key, { output, refs, runId, stepKey: call.key, step: name });
           memo.record(runId, { stepKey: call.key, step: name, key, output, refs });
         }
-        return { output, attempt };
+        return { output, attempt, ...(cards.length ? { cards } : {}) };
       } catch (err) {
         throw asFailure(err, actx, details);
       } finally {
@@ -336,13 +337,14 @@ async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, 
 }
 
 /** The StepContext of one call or item, with its auto-heartbeat timer. */
-function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string, autoHeartbeat = true): { ctx: StepContext; setInputs(refs: ArtifactRef[]): void; stop(): void } {
+function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string, autoHeartbeat = true): { ctx: StepContext; setInputs(refs: ArtifactRef[]): void; stop(): void; cards: ArtifactRef[] } {
   let lastProgress: unknown;
   const heartbeat = (d?: unknown) => {
     if (d !== undefined) lastProgress = d;
     actx.heartbeat(lastProgress);
   };
   let inputRefs: ArtifactRef[] = [];
+  const cards: ArtifactRef[] = [];
   const store = env.deps.artifacts;
   const producer = { pipeline, runId: env.runId, step: key, attempt: env.attempt };
   const artifacts: StepArtifacts = {
@@ -364,11 +366,16 @@ function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string,
     heartbeat,
     progress: (fraction, message) => heartbeat({ fraction, message }),
     artifacts,
+    card: async (c) => {
+      const ref = await storeCard(artifacts.put, c, `card of step "${env.name}" (key ${key})`);
+      cards.push(ref);
+      return ref;
+    },
   };
   // No heartbeat at start (a server round trip per step); steps over a second heartbeat every second.
   const timer = autoHeartbeat ? setInterval(() => heartbeat(), env.deps.autoHeartbeatMs ?? 1000) : undefined;
   timer?.unref();
-  return { ctx, setInputs: (refs) => (inputRefs = refs), stop: () => timer && clearInterval(timer) };
+  return { ctx, setInputs: (refs) => (inputRefs = refs), stop: () => timer && clearInterval(timer), cards };
 }
 
 function asFailure(err: unknown, actx: Context, details: StepFailureDetails): unknown {
