@@ -217,9 +217,12 @@ export async function startBoard(opts: BoardOptions): Promise<Board> {
 
   async function artifactInfo(ref: ArtifactRef) {
     const [made, used] = await Promise.all([artifacts.producedBy(ref).catch(() => []), artifacts.usedBy(ref).catch(() => [])]);
+    // Made from: the inputs of the put that produced these bytes, each with the step that produced that input.
+    const inputs = [...new Map(made.flatMap((r) => r.inputs).map((i) => [i.sha256, i])).values()].slice(0, 50);
+    const producers = await Promise.all(inputs.map((i) => artifacts.producedBy(i.sha256).then((rs) => rs[rs.length - 1]?.producer, () => undefined)));
     return {
       ref,
-      producedFrom: made.flatMap((r) => r.inputs.map((i) => ({ ...i, by: r.producer }))),
+      producedFrom: inputs.map((i, n) => ({ ...i, ...(producers[n] ? { by: producers[n] } : {}) })),
       usedBy: used.map((r) => ({ sha256: r.ref.sha256, name: r.ref.name, by: r.producer })),
     };
   }

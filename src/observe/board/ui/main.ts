@@ -305,7 +305,23 @@ function drawDag(container: HTMLElement, view: RunView, onPick: (n: DagNode) => 
   for (const e of edges.values()) g.setEdge(e.from, e.to);
   layout(g);
   const gl = g.graph();
-  const svg = s('svg', { class: 'dag', width: (gl.width ?? 400) + 20, height: (gl.height ?? 100) + 20, 'data-nodes': nodes.length, 'data-edges': edges.size });
+  // Edge routes may bend outside the nodes' box: measure them too, and shift everything into view.
+  const xs: number[] = [];
+  const ys: number[] = [];
+  for (const id of g.nodes()) {
+    const p = g.node(id);
+    xs.push(p.x - p.width / 2, p.x + p.width / 2);
+    ys.push(p.y - p.height / 2, p.y + p.height / 2);
+  }
+  for (const e of edges.values()) {
+    for (const p of g.edge(e.from, e.to)?.points ?? []) {
+      xs.push(p.x);
+      ys.push(p.y);
+    }
+  }
+  const minX = Math.min(0, ...xs) - 8;
+  const minY = Math.min(0, ...ys) - 8;
+  const svg = s('svg', { class: 'dag', width: Math.max(gl.width ?? 400, ...xs) - minX + 8, height: Math.max(gl.height ?? 100, ...ys) - minY + 8, viewBox: `${minX} ${minY} ${Math.max(gl.width ?? 400, ...xs) - minX + 8} ${Math.max(gl.height ?? 100, ...ys) - minY + 8}`, 'data-nodes': nodes.length, 'data-edges': edges.size });
   svg.append(s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, s('path', { d: 'M0,0 L10,5 L0,10 z', fill: '#78909c' }))));
   for (const e of edges.values()) {
     const pts = g.edge(e.from, e.to)?.points ?? [];
@@ -456,7 +472,7 @@ async function runPage(q: URLSearchParams): Promise<void> {
 // ---- Step ----
 interface ArtifactInfo {
   ref: Ref;
-  producedFrom: { sha256: string; name?: string; uri: string; by: Ref['producer'] }[];
+  producedFrom: { sha256: string; name?: string; uri: string; by?: Ref['producer'] }[];
   usedBy: { sha256: string; name?: string; by: Ref['producer'] }[];
 }
 function artifactTable(list: ArtifactInfo[], run: string): HTMLElement {
@@ -467,7 +483,7 @@ function artifactTable(list: ArtifactInfo[], run: string): HTMLElement {
       h('td', {}, h('a', { href: `/api/artifact/${a.ref.sha256}?download=1`, download: a.ref.name?.split('/').pop() ?? a.ref.sha256, class: 'download' }, a.ref.name ?? a.ref.sha256.slice(0, 12)), h('div', { class: 'dim' }, a.ref.mediaType)),
       h('td', {}, size(a.ref.size)),
       h('td', {}, h('code', { title: a.ref.sha256 }, a.ref.sha256.slice(0, 12))),
-      h('td', { class: 'lineage-up' }, a.producedFrom.length ? a.producedFrom.map((i) => h('div', {}, i.name ?? i.sha256.slice(0, 12), ' ← ', who(i.by))) : '—'),
+      h('td', { class: 'lineage-up' }, a.producedFrom.length ? a.producedFrom.map((i) => h('div', {}, i.name ?? i.sha256.slice(0, 12), ' ← ', i.by ? who(i.by) : 'outside any run')) : '—'),
       h('td', { class: 'lineage-down' }, a.usedBy.length ? a.usedBy.slice(0, 20).map((u) => h('div', {}, u.name ?? u.sha256.slice(0, 12), ' by ', who(u.by))) : '—')))));
 }
 
@@ -483,7 +499,7 @@ async function stepPage(q: URLSearchParams): Promise<void> {
   put(
     h('p', {}, h('a', { href: link('run', { id }) }, `← run ${id}`)),
     h('h1', {}, key, ' ', badge(st.status ?? 'unknown')),
-    h('p', {}, `step ${st.step ?? ''} · `, h('span', { class: 'attempts' }, `${st.attempts} attempt${st.attempts === 1 ? '' : 's'}`), st.timing?.split ? ` · orchestration ${dur(st.timing.split.orchestrationMs)}, queue ${dur(st.timing.split.queueMs)}, user code ${dur(st.timing.split.codeMs)}` : '', ' · ', uiLink(st.ui), st.child ? [' · ', h('a', { href: link('run', { id: st.child }) }, 'child run')] : null,
+    h('p', {}, `step ${st.step ?? ''} · `, h('span', { class: 'attempts' }, `${st.attempts} attempt${st.attempts === 1 ? '' : 's'}`), st.timing?.split ? ` · orchestration ${dur(st.timing.split.orchestrationMs)}, queue wait ${dur(st.timing.split.queueMs)}${st.timing.split.retriesIncluded ? ' (incl. earlier attempts and backoff)' : ''}, user code ${dur(st.timing.split.codeMs)} (last attempt)` : '', ' · ', uiLink(st.ui), st.child ? [' · ', h('a', { href: link('run', { id: st.child }) }, 'child run')] : null,
       st.state?.reusedFrom ? h('span', {}, ` · reused (${st.state.reusedFrom.from}) from `, h('a', { href: link('run', { id: st.state.reusedFrom.runId }) }, st.state.reusedFrom.runId)) : null),
     st.failure ? h('div', { class: 'failure' },
       h('h2', {}, 'Error', st.failure.type ? ` (${st.failure.type}${st.failure.nonRetryable ? ', not retried' : ''})` : ''),
