@@ -126,6 +126,8 @@ describe('the Kaon board in headless Chromium', { timeout: 900_000 }, () => {
     // JP retrains twice: its evaluate[JP]#3 is in the foreach, and the Gantt lists every call with its time split.
     await page.locator('[data-node="foreach:0"]').click();
     await page.waitForSelector('.branch >> text=evaluate[JP]#3');
+    const jp = await page.locator('.branch', { hasText: 'evaluate[JP]#3' }).locator('a.chip').allInnerTexts();
+    assert.deepEqual(jp, ['featurize[JP]', 'train[JP]', 'evaluate[JP]', 'train[JP]#2', 'evaluate[JP]#2', 'train[JP]#3', 'evaluate[JP]#3'], 'the items of this foreach only (publish[JP] is in the next one)');
     assert.ok((await page.locator('table.gantt tbody tr').count()) >= 5 + 3 * 3 + 4);
     await shot(page, 'run');
     await page.close();

@@ -421,7 +421,8 @@ async function runPage(q: URLSearchParams): Promise<void> {
       const show = () => {
         clear(list);
         for (const l of labels.slice(page * PAGE, (page + 1) * PAGE)) {
-          const steps = view.state.steps.filter((x) => x.foreach !== undefined && labelOf(x.key) === l);
+          const mine = new Set(n.keys);
+          const steps = view.state.steps.filter((x) => mine.has(x.key) && labelOf(x.key) === l);
           list.append(h('div', { class: 'branch' }, h('strong', {}, l), ' ', steps.map((x) => [h('a', { href: link('step', { id: view.info.id, key: x.key }), class: `chip status-${x.status}` }, x.key), ' '])));
         }
         list.append(h('p', {}, page > 0 ? h('button', { onclick: () => (page--, show()) }, '← previous') : null, ` items ${page * PAGE + 1}–${Math.min(labels.length, (page + 1) * PAGE)} of ${labels.length} `, (page + 1) * PAGE < labels.length ? h('button', { onclick: () => (page++, show()) }, 'next →') : null));
