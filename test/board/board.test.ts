@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -221,6 +222,19 @@ describe('the Kaon board in headless Chromium', { timeout: 900_000 }, () => {
       assert.equal(res.status, 401);
       assert.match(((await res.json()) as { error: string }).error, /needs the board token\. To fix:/);
     }
+    // A page of another site that rebinds its name to 127.0.0.1 is not answered.
+    const rebound = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const u = new URL(`${board.url}api/runs`);
+      const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, headers: { host: `evil.example:${u.port}` } }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(rebound.status, 421);
+    assert.match(rebound.body, /answers to 127\.0\.0\.1 or localhost/);
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     // Read-only without the token: the button's request is refused and the gate still waits.
     await open(page, '#/gates');

@@ -56,7 +56,7 @@ describe('kaon demo and kaon dev', { timeout: 400_000 }, () => {
     // Live step lines; which heartbeat (environment check or an epoch) a sample catches depends on timing.
     assert.match(r.stdout, /^\d\d:\d\d:\d\d train\[US\] running( preparing the Python environment| \d+% US rank 4 epoch \d\/8 loss 0\.\d{4})?$/m);
     assert.match(r.stdout, /^\d\d:\d\d:\d\d train\[JP\]#3 succeeded in \d+\.\ds$/m);
-    assert.match(r.stdout, /^\d\d:\d\d:\d\d retrain-recommender succeeded in \d+\.\ds$/m);
+    assert.match(r.stdout, /^\d\d:\d\d:\d\d retrain-recommender succeeded in (\d+\.\ds|\d+m\d+s)$/m); // over a minute on a loaded machine
     // The result table: one row per country; JP needed three trainings (the validation loop).
     assert.match(r.stdout, /^country {2}trainings {2}rank {2}recall@20 {2}NDCG@20 {2}baseline NDCG {2}lift {3}published$/m);
     // Published on a fresh registry ("yes (<version>) — no published model yet"); later runs keep the champion.

@@ -1,10 +1,12 @@
 // Build the board's front end (src/observe/board/ui) into static assets with esbuild: index.html, board.js,
 // board.css in dist/board (git-ignored). `npm run build:board`; the board also runs it on first use in a source
 // checkout when the assets are missing or older than their sources.
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
-export const BOARD_UI_DIR = path.resolve(__dirname, 'ui');
+/** The front end's sources: next to this file in src/, or (running from a compiled dist/) in the checkout's src/. */
+export const BOARD_UI_DIR = [path.resolve(__dirname, 'ui'), path.resolve(__dirname, '..', '..', '..', 'src', 'observe', 'board', 'ui')].find((d) => existsSync(path.join(d, 'main.ts'))) ?? path.resolve(__dirname, 'ui');
 /** Same place from src/observe/board and from a compiled dist/observe/board. */
 export const BOARD_ASSETS_DIR = path.resolve(__dirname, '..', '..', '..', 'dist', 'board');
 

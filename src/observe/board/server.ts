@@ -92,6 +92,7 @@ function quote(v: string): string {
 }
 
 const SHA = /^[0-9a-f]{64}$/;
+const LOOPBACK_NAMES = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
 /** Numeric leaves of a value, by dotted path (`ndcgAtK`, `baseline.ndcgAtK`): what the Metrics page can plot. */
 export function numericFields(v: unknown, prefix = '', out: Record<string, number> = {}, depth = 0): Record<string, number> {
@@ -494,10 +495,18 @@ export async function startBoard(opts: BoardOptions): Promise<Board> {
     return true;
   }
 
+  const host = opts.host ?? '127.0.0.1';
+  const loopback = LOOPBACK_NAMES.has(host.replace(/^\[|\]$/g, '')) || host === '::1';
+
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://board');
     const p = url.pathname;
     const q = url.searchParams;
+    // On loopback, only loopback names: a page on another site cannot read the board through DNS rebinding.
+    if (loopback && !LOOPBACK_NAMES.has((req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase())) {
+      json(res, 421, { error: `this board answers to 127.0.0.1 or localhost, not ${JSON.stringify(req.headers.host ?? '')}. To fix: open the URL kaon board printed, or start it with --host <address> to serve other names` });
+      return;
+    }
     if (req.method === 'POST' || req.method === 'PUT' || req.method === 'DELETE' || req.method === 'PATCH') {
       const given = req.headers['x-kaon-token'] ?? (req.headers.authorization?.startsWith('Bearer ') ? req.headers.authorization.slice(7) : undefined);
       if (!tokenOk(Array.isArray(given) ? given[0] : given, token)) {
@@ -509,10 +518,6 @@ export async function startBoard(opts: BoardOptions): Promise<Board> {
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `method ${req.method} is not allowed` });
     if (p === '/api/info') return json(res, 200, { namespace, ui: opts.ui, taskQueue: kaon.taskQueue });
-    if (p === '/api/auth') {
-      const given = req.headers['x-kaon-token'];
-      return json(res, 200, { ok: tokenOk(Array.isArray(given) ? given[0] : given, token) });
-    }
     if (p === '/api/runs') return json(res, 200, await listRuns(q));
     if (p === '/api/pipelines') {
       const seen = new Set<string>();
@@ -556,7 +561,7 @@ export async function startBoard(opts: BoardOptions): Promise<Board> {
       json(res, status, { error: err instanceof Error ? err.message : String(err) });
     });
   });
-  const host = opts.host ?? '127.0.0.1';
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new KaonError({ code: ErrorCode.config, what: `the board cannot listen on ${host}:${opts.port ?? 0}: ${err.message}`, fix: 'pick another --port (0 = any free one) or stop what uses it', cause: err })),
