@@ -4,6 +4,7 @@
     p = k.inputs()                       # the step's validated input
     k.progress(0.5, "fitting")
     model = k.save_artifact("model.pkl", name="model")
+    k.card("Model card", "accuracy **0.93**", images=["plot.png"])
     k.output({"model": model, "accuracy": 0.93})
 
 Messages go to a dedicated pipe ($KAON_PROTOCOL_FD) as JSON lines, so print() and logging never collide with
@@ -117,6 +118,23 @@ def save_artifact(path, name=None, media_type=None):
         msg["mediaType"] = media_type
     _send(msg)
     return {"$artifact": name}
+
+
+def card(title, markdown, images=None):
+    """Publish a card (markdown + image files, e.g. a model card with a plot). Kaon stores it as artifacts when the
+    step succeeds and links it from the run state; the board shows it. In the markdown, ![plot](plot.png) places an
+    image by its file name; images it does not name are shown after the text."""
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError("card: title must be a non-empty string, got %r" % (title,))
+    if not isinstance(markdown, str):
+        raise ValueError("card: markdown must be a string, got %r" % type(markdown).__name__)
+    paths = []
+    for img in images or []:
+        p = os.path.abspath(str(img))
+        if not os.path.isfile(p):
+            raise FileNotFoundError("card %r: no image file at %s" % (title, p))
+        paths.append(p)
+    _send({"type": "card", "title": title, "markdown": markdown, "images": paths})
 
 
 def output(value):

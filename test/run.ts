@@ -5,10 +5,13 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { startDevServer } from '../src/runtime/dev-server';
 
-function findTests(dir: string): string[] {
+/** Tiers run only when named (`npm run test:board`): the browser tests take minutes. */
+const OWN_TIERS = new Set(['board']);
+
+function findTests(dir: string, top = true): string[] {
   return readdirSync(dir).flatMap((name) => {
     const p = path.join(dir, name);
-    if (statSync(p).isDirectory()) return name === 'fixtures' || name === 'support' ? [] : findTests(p);
+    if (statSync(p).isDirectory()) return name === 'fixtures' || name === 'support' || (top && OWN_TIERS.has(name)) ? [] : findTests(p, false);
     return name.endsWith('.test.ts') ? [p] : [];
   });
 }
@@ -16,7 +19,7 @@ function findTests(dir: string): string[] {
 async function main(): Promise<number> {
   const root = path.resolve(__dirname, '..');
   const args = process.argv.slice(2);
-  const files = (args.length ? args.map((a) => path.resolve(a)) : findTests(path.join(root, 'test'))).sort();
+  const files = (args.length ? args.map((a) => path.resolve(a)).flatMap((a) => (statSync(a).isDirectory() ? findTests(a, false) : [a])) : findTests(path.join(root, 'test'))).sort();
   const server = await startDevServer({ port: 0, dbFile: null, headless: true, say: (m) => console.log(m) });
   console.log(`test: Temporal dev server at ${server.address}; ${files.length} test files`);
   try {

@@ -5,6 +5,7 @@ import { commandUsage, globalUsage, parseCommandArgs } from './args';
 import { say, USAGE_ERROR, type CliIo, type CommandSpec } from './command';
 import { artifactCommand } from './commands/artifact';
 import { artifactsCommand } from './commands/artifacts';
+import { boardCommand } from './commands/board';
 import { cacheCommand } from './commands/cache';
 import { cancelCommand } from './commands/cancel';
 import { demoCommand } from './commands/demo';
@@ -20,7 +21,7 @@ import { workerCommand } from './commands/worker';
 import { approveCommand, pauseCommand, rejectCommand, sendCommand, stepCommand, unpauseCommand } from './commands/steer';
 
 export const COMMANDS: readonly CommandSpec[] = [
-  demoCommand, devCommand, workerCommand, runCommand, statusCommand, listCommand, cancelCommand, resumeCommand,
+  demoCommand, devCommand, boardCommand, workerCommand, runCommand, statusCommand, listCommand, cancelCommand, resumeCommand,
   approveCommand, rejectCommand, pauseCommand, unpauseCommand, sendCommand, stepCommand, scheduleCommand, emitCommand, triggersCommand, deploymentCommand,
   artifactsCommand, artifactCommand, cacheCommand,
 ];

@@ -10,6 +10,7 @@ import type { StepArtifacts, StepContext, StepImpl } from './implement';
 import type { PriorSteps } from './prior-steps';
 import { assertJsonValue } from '../definition/json-value';
 import type { KaonMetrics, StepOutcome } from '../observe/metrics';
+import { storeCard } from './cards';
 
 /** JSON outputs above this stay out of workflow history (invariant 4). Temporal itself fails at 2 MiB. */
 export const MAX_OUTPUT_BYTES = 256 * 1024;
@@ -242,7 +243,7 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
       const details: StepFailureDetails = { attempt, step: name, key: call.key };
       const runId = actx.info.workflowExecution?.workflowId ?? '';
       const env: ItemEnv = { name, def, exec, ...(fp ? { fingerprint: fp } : {}), deps, runId, attempt };
-      const { ctx, setInputs, stop } = stepContext(env, actx, call.key, call.pipeline);
+      const { ctx, setInputs, stop, cards } = stepContext(env, actx, call.key, call.pipeline);
       const started = performance.now();
       const finished = (status: StepOutcome) => deps.metrics?.stepFinished({ step: name, queue: def.options.queue ?? 'default', status, seconds: (performance.now() - started) / 1000, attempt });
       try {
@@ -275,7 +276,7 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         // Only a step that opted in to caching writes anything: resume reads this run's history instead.
         if (memo && key && cacheOn) await memo.put(key, { output, refs: refsIn(output), runId, stepKey: call.key, step: name });
         finished('succeeded');
-        return { output, attempt };
+        return { output, attempt, ...(cards.length ? { cards } : {}) };
       } catch (err) {
         finished(outcomeOf(err, actx));
         throw asFailure(err, actx, details);
@@ -377,13 +378,14 @@ async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, 
 }
 
 /** The StepContext of one call or item, with its auto-heartbeat timer. */
-function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string, autoHeartbeat = true): { ctx: StepContext; setInputs(refs: ArtifactRef[]): void; stop(): void } {
+function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string, autoHeartbeat = true): { ctx: StepContext; setInputs(refs: ArtifactRef[]): void; stop(): void; cards: ArtifactRef[] } {
   let lastProgress: unknown;
   const heartbeat = (d?: unknown) => {
     if (d !== undefined) lastProgress = d;
     actx.heartbeat(lastProgress);
   };
   let inputRefs: ArtifactRef[] = [];
+  const cards: ArtifactRef[] = [];
   const store = env.deps.artifacts;
   const producer = { pipeline, runId: env.runId, step: key, attempt: env.attempt };
   const metrics = env.deps.metrics;
@@ -409,11 +411,16 @@ function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string,
     heartbeat,
     progress: (fraction, message) => heartbeat({ fraction, message }),
     artifacts,
+    card: async (c) => {
+      const ref = await storeCard(artifacts.put, c, `card of step "${env.name}" (key ${key})`);
+      cards.push(ref);
+      return ref;
+    },
   };
   // No heartbeat at start (a server round trip per step); steps over a second heartbeat every second.
   const timer = autoHeartbeat ? setInterval(() => heartbeat(), env.deps.autoHeartbeatMs ?? 1000) : undefined;
   timer?.unref();
-  return { ctx, setInputs: (refs) => (inputRefs = refs), stop: () => timer && clearInterval(timer) };
+  return { ctx, setInputs: (refs) => (inputRefs = refs), stop: () => timer && clearInterval(timer), cards };
 }
 
 function asFailure(err: unknown, actx: Context, details: StepFailureDetails): unknown {

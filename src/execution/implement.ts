@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { ArtifactRef } from '../definition/artifact-ref';
 import type { StepDef, StepParsedInput, StepReturn } from '../definition/step';
 import type { Sweep, SweepLine } from '../definition/sweep';
+import type { CardInput } from './cards';
 
 /** A step's view of the artifact store: producer and lineage (the step's input refs) are filled in. */
 export interface StepArtifacts {
@@ -41,6 +42,11 @@ export interface StepContext {
   heartbeat(details?: unknown): void;
   /** The artifact store (large data goes here; the output carries refs). */
   readonly artifacts: StepArtifacts;
+  /**
+   * Publish a card (markdown + images, e.g. a model card): stored as artifacts and linked from the run state
+   * when the step succeeds, so the board shows it. Returns the card artifact's ref.
+   */
+  card(card: CardInput): Promise<ArtifactRef>;
 }
 
 export type StepFn<S extends StepDef> = (input: StepParsedInput<S>, ctx: StepContext) => Promise<StepReturn<S>> | StepReturn<S>;

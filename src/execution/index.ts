@@ -11,6 +11,7 @@
  * const worker = await createKaonWorker({ ..., executors: createRunnerExecutors({ artifacts }) });
  */
 export { implementStep, isStepImpl, type StepContext, type StepFn, type StepImpl, type StepLogger } from './implement';
+export { storeCard, type CardImage, type CardInput } from './cards';
 export { createStepActivities, MAX_OUTPUT_BYTES, type RunnerExecutor, type StepActivity, type StepActivityDeps } from './activities';
 export {
   runProcess,

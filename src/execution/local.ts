@@ -1,5 +1,6 @@
 // Running one step on this machine, outside Temporal (`kaon step run`): the same contract checks, the same
 // implementation or runner executor as the activity, with a StepContext whose heartbeats and logs go to hooks.
+import { storeCard } from './cards';
 import { readSweep } from '../data/manifest';
 import type { ArtifactRef } from '../definition/artifact-ref';
 import { ErrorCode, KaonError } from '../definition/errors';
@@ -120,6 +121,8 @@ async function runLocal(r: Runnable, call: LocalStepCall, hooks: LocalStepHooks,
     heartbeat,
     progress: (fraction, message) => heartbeat({ fraction, message }),
     artifacts,
+    // A local run has no run state: the card is stored (its ref is returned) and linked from nothing.
+    card: (c) => storeCard(artifacts.put, c, `card of step "${def.name}" (key ${call.key})`),
   };
   const output = checkOutput(def, await r.exec(input, ctx), call.key);
   return { output, inputArtifacts };

@@ -16,6 +16,7 @@
  *   {"type":"output","value":{...}}                       (at most once)
  *   {"type":"artifact","path":"model.pkl","name":"model","mediaType":"application/octet-stream"}
  *   {"type":"log","level":"info","message":"..."}
+ *   {"type":"card","title":"Model card US","markdown":"...","images":["plot.png"]}   (stored when the step succeeds)
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -45,7 +46,14 @@ const LogMessage = z.object({
   level: z.enum(['debug', 'info', 'warn', 'warning', 'error']).default('info'),
   message: z.string(),
 });
-export const ProtocolMessage = z.discriminatedUnion('type', [ProgressMessage, OutputMessage, ArtifactMessage, LogMessage]);
+const CardMessage = z.object({
+  type: z.literal('card'),
+  title: z.string(),
+  markdown: z.string(),
+  images: z.array(z.string().min(1)).default([]),
+});
+export const ProtocolMessage = z.discriminatedUnion('type', [ProgressMessage, OutputMessage, ArtifactMessage, LogMessage, CardMessage]);
+export type CardMessage = z.infer<typeof CardMessage>;
 export type ProtocolMessage = z.infer<typeof ProtocolMessage>;
 export type ArtifactMessage = z.infer<typeof ArtifactMessage>;
 
@@ -84,6 +92,7 @@ export interface ProcessResult {
   output: unknown;
   hasOutput: boolean;
   artifacts: ArtifactMessage[];
+  cards: CardMessage[];
   /** The last stdout/stderr lines, oldest first. */
   tail: TailLine[];
   durationMs: number;
@@ -285,6 +294,7 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   const log = opts.log;
   const malformed: string[] = [];
   const artifacts: ArtifactMessage[] = [];
+  const cards: CardMessage[] = [];
   let output: unknown;
   let hasOutput = false;
   let logBytes = 0;
@@ -366,6 +376,9 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
         break;
       case 'artifact':
         artifacts.push(msg);
+        break;
+      case 'card':
+        cards.push(msg);
         break;
       case 'log': {
         const level = msg.level === 'warning' ? 'warn' : msg.level;
@@ -449,7 +462,7 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
         details: { ...details, malformed },
       });
     }
-    return { output, hasOutput, artifacts, tail: tail.get(), durationMs, logBytes, logLines };
+    return { output, hasOutput, artifacts, cards, tail: tail.get(), durationMs, logBytes, logLines };
   }
   const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
   const extra = malformedNote ? `; it also wrote ${malformedNote}` : '';

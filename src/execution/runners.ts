@@ -245,7 +245,9 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
         ...(deps.killGraceMs !== undefined ? { killGraceMs: deps.killGraceMs } : {}),
       });
 
-      const saved = await saveArtifacts(ctx, where, l.cwd, outDir, result.artifacts, inputRefs.map((r) => r.ref));
+      // Card images are the card's own artifacts: not also saved as loose outputs of the step.
+      const cardImages = new Set(result.cards.flatMap((c) => c.images.map((i) => real(path.resolve(l.cwd, i)))));
+      const saved = await saveArtifacts(ctx, where, l.cwd, outDir, result.artifacts, inputRefs.map((r) => r.ref), cardImages);
       if (!result.hasOutput) {
         if (def.output.safeParse(undefined).success) return undefined;
         throw new KaonError({
@@ -265,6 +267,7 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
           retryable: false,
         });
       }
+      for (const c of result.cards) await ctx.card({ title: c.title, markdown: c.markdown, images: c.images.map((i) => path.resolve(l.cwd, i)) });
       return output;
     } finally {
       if (tailTimer.t) clearInterval(tailTimer.t);
@@ -279,6 +282,7 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
     outDir: string,
     declared: ArtifactMessage[],
     inputs: ArtifactRef[],
+    skip: ReadonlySet<string> = new Set(),
   ): Promise<Map<string, ArtifactRef>> {
     const files: { path: string; name: string; mediaType?: string }[] = [];
     const seen = new Set<string>();
@@ -294,7 +298,7 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
     }
     for (const rel of await listFiles(outDir)) {
       const p = path.join(outDir, rel);
-      if (seen.has(real(p))) continue;
+      if (seen.has(real(p)) || skip.has(real(p))) continue;
       const mediaType = mediaTypeOf(p);
       files.push({ path: p, name: rel, ...(mediaType ? { mediaType } : {}) });
     }

@@ -1,4 +1,5 @@
 // Run state: a small, serialisable record of a run's steps. Pure; runs in the workflow sandbox and on clients.
+import type { ArtifactRef } from '../definition/artifact-ref';
 
 export type StepStatus = 'pending' | 'waiting' | 'running' | 'succeeded' | 'failed' | 'cached' | 'skipped' | 'cancelled';
 export type RunStatus = 'running' | 'waiting' | 'paused' | 'succeeded' | 'failed' | 'cancelled';
@@ -21,7 +22,30 @@ export interface StepState {
   note?: string;
   /** A k.map sweep: one entry for all its items. */
   sweep?: SweepCounts;
+  /** The k.foreach this step ran in (an index into RunState.foreach), so a board can draw the foreach as one node. */
+  foreach?: number;
+  /** Cards (markdown + images) the step published with ctx.card / kaon_step.card: card JSON artifacts. */
+  cards?: ArtifactRef[];
 }
+
+/** One k.foreach of a run: how many items it has, so its progress is known before every item started. */
+export interface ForeachState {
+  /** Index in RunState.foreach. */
+  id: number;
+  total: number;
+  /** The foreach it is nested in, if any. */
+  parent?: number;
+}
+
+/** What a card artifact (media type CARD_MEDIA_TYPE) holds. Images are artifacts too; markdown names them by `name`. */
+export interface CardDoc {
+  kind: 'kaon.card';
+  title: string;
+  markdown: string;
+  images: { name: string; ref: ArtifactRef }[];
+}
+
+export const CARD_MEDIA_TYPE = 'application/vnd.kaon.card+json';
 
 export interface SweepCounts {
   total: number;
@@ -80,6 +104,8 @@ export interface RunState {
   startedAt: number;
   endedAt?: number;
   steps: StepState[];
+  /** The run's k.foreach calls, in start order (steps point at them with StepState.foreach). */
+  foreach?: ForeachState[];
   failedItems: FailedItem[];
   error?: string;
 }

@@ -29,6 +29,8 @@ export interface RunLimits {
 interface Scope {
   suffix: string;
   branch?: string;
+  /** The k.foreach this scope belongs to (RunState.foreach index). */
+  foreach?: number;
 }
 
 /**
@@ -49,6 +51,7 @@ export class RunCore {
     readonly control: RunControl,
   ) {
     if (run.loop) tracker.state.loop = run.loop;
+    tracker.scopeForeach = () => this.scopes.getStore()?.foreach;
     if (run.events) control.restore(run.events);
     this.guard = new HistoryGuard(limits.historyEvents);
     this.priority = {
@@ -81,14 +84,21 @@ export class RunCore {
     return this.scopes.getStore()?.branch;
   }
 
-  /** Run fn with `[label]` appended to the keys of everything it calls. */
-  withLabel<R>(label: string, fn: () => Promise<R>): Promise<R> {
+  /** Run fn with `[label]` appended to the keys of everything it calls (inside foreach `foreach`, when given). */
+  withLabel<R>(label: string, fn: () => Promise<R>, foreach?: number): Promise<R> {
     const outer = this.scopes.getStore();
-    return this.scopes.run({ suffix: `${outer?.suffix ?? ''}[${label}]`, ...(outer?.branch ? { branch: outer.branch } : {}) }, fn);
+    const group = foreach ?? outer?.foreach;
+    return this.scopes.run({ suffix: `${outer?.suffix ?? ''}[${label}]`, ...(outer?.branch ? { branch: outer.branch } : {}), ...(group !== undefined ? { foreach: group } : {}) }, fn);
+  }
+
+  /** The k.foreach the current scope runs in. */
+  get foreach(): number | undefined {
+    return this.scopes.getStore()?.foreach;
   }
 
   /** Run fn as the named parallel branch. */
   inBranch<R>(branch: string, fn: () => Promise<R>): Promise<R> {
-    return this.scopes.run({ suffix: this.scopes.getStore()?.suffix ?? '', branch }, fn);
+    const outer = this.scopes.getStore();
+    return this.scopes.run({ suffix: outer?.suffix ?? '', branch, ...(outer?.foreach !== undefined ? { foreach: outer.foreach } : {}) }, fn);
   }
 }

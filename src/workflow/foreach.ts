@@ -50,6 +50,7 @@ export async function runForeach<T, R>(core: RunCore, items: readonly T[], opts:
   if (new Set(labels).size !== labels.length) {
     throw invalid(`foreach item labels are not unique (${labels.length - new Set(labels).size} duplicates), so step keys would collide. To fix: pass { label: (item, i) => ... } returning a unique label per item.`);
   }
+  const group = core.tracker.addForeach(items.length, core.foreach);
   const settled: (Settled<T, R> | undefined)[] = new Array(items.length);
   let next = 0;
   let firstError: unknown;
@@ -60,7 +61,7 @@ export async function runForeach<T, R>(core: RunCore, items: readonly T[], opts:
     const item = items[i] as T;
     const label = labels[i]!;
     try {
-      settled[i] = { item, label, ok: true, value: await core.withLabel(label, () => fn(item, i)) };
+      settled[i] = { item, label, ok: true, value: await core.withLabel(label, () => fn(item, i), group) };
     } catch (err) {
       if (isCancellation(err)) cancellation ??= err;
       if (failScope && firstError === undefined && !isCancellation(err)) {

@@ -26,11 +26,24 @@ export class RunStateTracker {
     return this.byKey.get(key);
   }
 
+  /** The k.foreach of the calling scope (set by RunCore): steps added inside one are tagged with it. */
+  scopeForeach: () => number | undefined = () => undefined;
+
   add(step: StepState): StepState {
+    const foreach = this.scopeForeach();
+    if (foreach !== undefined && step.foreach === undefined) step.foreach = foreach;
     this.state.steps.push(step);
     this.byKey.set(step.key, step);
     this.publish(step.step);
     return step;
+  }
+
+  /** Record a k.foreach of `total` items; returns its id for the steps inside it. */
+  addForeach(total: number, parent: number | undefined): number {
+    const list = (this.state.foreach ??= []);
+    const id = list.length;
+    list.push({ id, total, ...(parent !== undefined ? { parent } : {}) });
+    return id;
   }
 
   update(step: StepState, patch: Partial<StepState>): void {

@@ -49,6 +49,8 @@ describe('kaon demo and kaon dev', { timeout: 400_000 }, () => {
     assert.match(r.stdout, new RegExp(`^kaon demo: Temporal 127\\.0\\.0\\.1:${port}, Web UI http://127\\.0\\.0\\.1:${uiPort}$`, 'm'));
     const id = /^kaon demo: started retrain-recommender run (retrain-recommender-[0-9a-f]{8})$/m.exec(r.stdout)?.[1];
     assert.ok(id, r.stdout);
+    // The board's URL, with the token and the run's page (a pipe: the board closed with the demo).
+    assert.match(r.stdout, new RegExp(`^kaon demo: watch its DAG fill in on the board: http://127\\.0\\.0\\.1:\\d+/\\?token=[\\w-]+#/run\\?id=${id}$`, 'm'));
     // Progress: plain timestamped lines (stdout is a pipe), never escape codes; per-epoch progress of training.
     assert.doesNotMatch(r.stdout, ANSI);
     // Live step lines; which heartbeat (environment check or an epoch) a sample catches depends on timing.
@@ -86,6 +88,11 @@ describe('kaon demo and kaon dev', { timeout: 400_000 }, () => {
       assert.ok(id, r.stdout);
       assert.match(r.stdout, new RegExp(`^Web UI: http://127\\.0\\.0\\.1:${uiPort}/namespaces/default/workflows/${id}$`, 'm'));
       assert.match(r.stdout, /^best: /m);
+      // kaon dev serves the board too: its URL is printed, and it lists the run.
+      const boardUrl = /^kaon dev: board {2}(http:\/\/127\.0\.0\.1:\d+\/)\?token=[\w-]+$/m.exec(dev.stdout)?.[1];
+      assert.ok(boardUrl, dev.stdout);
+      const listed = (await (await fetch(`${boardUrl}api/runs?q=${id}`)).json()) as { runs: { id: string; status: string }[] };
+      assert.deepEqual(listed.runs.map((x) => [x.id, x.status]), [[id, 'succeeded']]);
 
       dev.child.kill('SIGINT');
       const exit = await dev.exited;

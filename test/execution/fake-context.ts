@@ -33,6 +33,7 @@ export function fakeContext(key = 'step[test]'): FakeContext {
         throw new Error('fakeContext has no artifact store');
       },
     },
+    card: () => Promise.reject(new Error('fakeContext has no artifact store')),
     logs,
     heartbeats,
     controller,

@@ -4,6 +4,7 @@ import { findPipeline, loadPipelines, PROJECT_OPTIONS, resolveProject } from '..
 import { connectClient, devPorts, runUrl } from '../temporal';
 import { awaitOutcome, reportOutcome } from '../watch';
 import { devServer, workerHost } from '../lazy';
+import { BOARD_OPTIONS, hostBoard } from '../board-host';
 
 export const demoCommand: CommandSpec = {
   name: 'demo',
@@ -12,9 +13,13 @@ export const demoCommand: CommandSpec = {
     port: { type: 'string', value: 'port', description: 'Temporal gRPC port (default $KAON_DEV_PORT or 7233); reuses a server already there' },
     'ui-port': { type: 'string', value: 'port', description: 'Web UI port (default $KAON_DEV_UI_PORT or port + 1000)' },
     'task-queue': { type: 'string', value: 'name', description: 'task queue of the pipelines (default $KAON_TASK_QUEUE or kaon)' },
+    ...BOARD_OPTIONS,
     ...PROJECT_OPTIONS,
   },
-  notes: ['The pipeline and params come from package.json: "kaon": { "demo": { "pipeline": "ml-demo", "params": {} } }.'],
+  notes: [
+    'The pipeline and params come from package.json: "kaon": { "demo": { "pipeline": "ml-demo", "params": {} } }.',
+    'In a terminal the board stays open after the run (Ctrl-C ends the demo); KAON_DEMO_KEEP=1 or 0 decides elsewhere.',
+  ],
   async run({ io, values }) {
     const project = resolveProject(io.cwd, { workflows: str(values, 'workflows'), activities: str(values, 'activities') });
     const pipeline = findPipeline(loadPipelines(project.workflows), project.demo.pipeline, project.workflows);
@@ -42,17 +47,28 @@ export const demoCommand: CommandSpec = {
       });
       try {
         const { kaon, target, close } = await connectClient(io.env, { address: server.address, namespace: server.namespace, ui: server.uiUrl, taskQueue: hosted.taskQueue });
+        const board = await hostBoard(io, kaon, target.ui, values, 'kaon demo');
         try {
-          const { run, outcome } = await hosted.worker.runUntil(async () => {
+          const keep = io.env.KAON_DEMO_KEEP !== undefined ? io.env.KAON_DEMO_KEEP === '1' : io.stdout.isTTY === true;
+          const { code } = await hosted.worker.runUntil(async () => {
             const run = await kaon.start(pipeline, params);
             say(io.stdout, `kaon demo: started ${pipeline.kaon.name} run ${run.id}`);
+            say(io.stdout, `kaon demo: watch its DAG fill in on the board: ${board.url}?token=${encodeURIComponent(board.token)}#/run?id=${encodeURIComponent(run.id)}`);
             const url = runUrl(target, run.id);
             if (url) say(io.stdout, `kaon demo: follow it in the Web UI: ${url}`);
             say(io.stdout);
-            return { run, outcome: await awaitOutcome(run, { io, namespace: target.namespace, watch: true }) };
+            const outcome = await awaitOutcome(run, { io, namespace: target.namespace, watch: true });
+            const code = reportOutcome(io, run, target, outcome);
+            if (keep && !io.signal?.aborted) {
+              // The worker keeps serving, so the board's queries of the finished run still answer.
+              say(io.stdout, `kaon demo: the board stays open at ${board.tokenUrl} (model cards, artifacts); Ctrl-C to exit`);
+              await new Promise<void>((resolve) => (io.signal ? io.signal.addEventListener('abort', () => resolve(), { once: true }) : resolve()));
+            }
+            return { code };
           });
-          return reportOutcome(io, run, target, outcome);
+          return code;
         } finally {
+          await board.close();
           await close();
         }
       } finally {

@@ -1,7 +1,8 @@
 import { list, say, str, type CommandSpec } from '../command';
 import { PROJECT_OPTIONS, resolveProject } from '../project';
-import { devPorts } from '../temporal';
+import { connectClient, devPorts } from '../temporal';
 import { devServer, workerHost } from '../lazy';
+import { BOARD_OPTIONS, hostBoard, printBoard } from '../board-host';
 
 export const devCommand: CommandSpec = {
   name: 'dev',
@@ -12,6 +13,7 @@ export const devCommand: CommandSpec = {
     queues: { type: 'string', multiple: true, value: 'a,b', description: 'queues the worker serves (default: all)' },
     'task-queue': { type: 'string', value: 'name', description: 'task queue of the pipelines (default $KAON_TASK_QUEUE or kaon)' },
     grace: { type: 'string', value: 'duration', description: 'on Ctrl-C, how long in-flight steps may finish (default 30s)' },
+    ...BOARD_OPTIONS,
     ...PROJECT_OPTIONS,
   },
   notes: ['State lives in .kaon/temporal.db (KAON_HOME moves .kaon/), so runs survive restarts.'],
@@ -33,7 +35,18 @@ export const devCommand: CommandSpec = {
         grace: str(values, 'grace'),
         server: { address: server.address, namespace: server.namespace },
       });
-      await runUntilSignal(io, hosted, 'kaon dev');
+      const client = await connectClient(io.env, { address: server.address, namespace: server.namespace, ui: server.uiUrl, taskQueue: hosted.taskQueue });
+      try {
+        const board = await hostBoard(io, client.kaon, client.target.ui, values, 'kaon dev');
+        try {
+          printBoard(io, board, 'kaon dev');
+          await runUntilSignal(io, hosted, 'kaon dev');
+        } finally {
+          await board.close();
+        }
+      } finally {
+        await client.close();
+      }
     } finally {
       if (server.owned) {
         say(io.stdout, 'kaon dev: stopping the Temporal dev server');

@@ -1,5 +1,6 @@
 // Wire types between the workflow (orchestration) and the worker (execution). Internal: not a public API.
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { ArtifactRef } from '../artifact-ref';
 
 export const QUERY_PROGRESS = 'kaon.progress';
 /** Updates every pipeline accepts (validated in the workflow; refused ones never enter history). */
@@ -69,6 +70,8 @@ export interface StepResult {
   attempt: number;
   /** Set when the output came from the memo table instead of running the step. */
   reused?: { from: 'cache' | 'resume'; runId: string };
+  /** Cards the step published (card JSON artifacts). */
+  cards?: ArtifactRef[];
 }
 
 /** Details Kaon attaches to step failures (ApplicationFailure.details[0]). */
