@@ -1,4 +1,5 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import type { StepCall, StepFailureDetails, StepResult } from '../definition/internal/protocol';
 import type { BatchCall, BatchResult } from '../definition/internal/map';
@@ -6,7 +7,8 @@ import type { SweepLine } from '../definition/sweep';
 import { priorLine, readSweep } from '../data/manifest';
 import { isArtifactRef, type ArtifactRef } from '../definition/artifact-ref';
 import type { StepDef, StepRunner } from '../definition/step';
-import type { StepArtifacts, StepContext, StepImpl } from './implement';
+import type { ModelRegistration, StepArtifacts, StepContext, StepImpl, StepLogger, StepMetric } from './implement';
+import { createStepRecord, type StepRecord } from './step-record';
 import { assertJsonValue } from '../definition/json-value';
 
 /** JSON outputs above this stay out of workflow history (invariant 4). Temporal itself fails at 2 MiB. */
@@ -27,6 +29,41 @@ export interface StepActivityDeps {
   artifacts?: StepArtifactStore;
   /** The memo table: cross-run caching and resume. Without it every step runs. */
   memo?: StepMemo;
+  /** Records each attempt elsewhere (MLflow). Never fails a step; its time is bounded by bookkeepingTimeoutMs. */
+  bookkeeping?: StepBookkeeping;
+  /** Default 15 s. */
+  bookkeepingTimeoutMs?: number;
+}
+
+/** One attempt of a step, as bookkeeping sees it (after it ran; outputs reused from the memo are not recorded). */
+export interface StepAttempt {
+  pipeline: string;
+  /** Workflow id (Kaon's run id) and Temporal's run id of the execution. */
+  runId: string;
+  executionRunId: string;
+  key: string;
+  step: string;
+  version: string | number;
+  attempt: number;
+  input: unknown;
+  output?: unknown;
+  error?: string;
+  /** Whether Temporal retries a failed attempt. */
+  retrying?: boolean;
+  startedAt: number;
+  endedAt: number;
+  metrics: StepMetric[];
+  models: ModelRegistration[];
+  /** The params the run was started with (read from its history once, on demand). */
+  params(): Promise<unknown>;
+  /** The bytes of an artifact (verified against its sha256 at the end), when the worker has a store. */
+  readArtifact?: (ref: ArtifactRef) => Promise<NodeJS.ReadableStream>;
+  /** Resolves when the run (its workflow, through continue-as-new) ends: its status. */
+  runEnded(): Promise<'FINISHED' | 'FAILED' | 'KILLED'>;
+}
+
+export interface StepBookkeeping {
+  record(attempt: StepAttempt, log: StepLogger): Promise<void>;
 }
 
 /** What execution needs of the data seam's store (kept minimal so tests can pass a fake). */
@@ -216,9 +253,11 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
       const details: StepFailureDetails = { attempt, step: name, key: call.key };
       const runId = actx.info.workflowExecution?.workflowId ?? '';
       const env: ItemEnv = { name, def, exec, deps, runId, attempt };
-      const { ctx, setInputs, stop } = stepContext(env, actx, call.key, call.pipeline);
+      const { ctx, setInputs, stop, record } = stepContext(env, actx, call.key, call.pipeline);
+      const startedAt = Date.now();
+      let input: unknown;
       try {
-        const input = parseInput(def, call.input, call.key);
+        input = parseInput(def, call.input, call.key);
         setInputs(refsIn(input));
         const memo = deps.memo;
         const key = memoKeyOf(env, input);
@@ -247,9 +286,16 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
           if (cacheOn) await memo.put(key, { output, refs, runId, stepKey: call.key, step: name });
           memo.record(runId, { stepKey: call.key, step: name, key, output, refs });
         }
-        return { output, attempt };
+        await bookkeep(env, actx, call, record, { input, output, startedAt });
+        const metrics = record.latest();
+        return { output, attempt, ...(metrics.length ? { metrics } : {}) };
       } catch (err) {
-        throw asFailure(err, actx, details);
+        const f = asFailure(err, actx, details);
+        if (input !== undefined && !(f instanceof CancelledFailure)) {
+          const retrying = !permanent(f) && (actx.info.retryPolicy?.maximumAttempts === undefined || actx.info.retryPolicy.maximumAttempts === 0 || attempt < actx.info.retryPolicy.maximumAttempts);
+          await bookkeep(env, actx, call, record, { input, error: err instanceof Error ? err.message : String(err), retrying, startedAt });
+        }
+        throw f;
       } finally {
         stop();
       }
@@ -336,7 +382,7 @@ async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, 
 }
 
 /** The StepContext of one call or item, with its auto-heartbeat timer. */
-function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string, autoHeartbeat = true): { ctx: StepContext; setInputs(refs: ArtifactRef[]): void; stop(): void } {
+function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string, autoHeartbeat = true): { ctx: StepContext; setInputs(refs: ArtifactRef[]): void; stop(): void; record: StepRecord } {
   let lastProgress: unknown;
   const heartbeat = (d?: unknown) => {
     if (d !== undefined) lastProgress = d;
@@ -354,6 +400,7 @@ function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string,
       return readSweep(store, sweep);
     },
   };
+  const record = createStepRecord(`step "${env.name}" (key ${key})`);
   const ctx: StepContext = {
     key,
     pipeline,
@@ -364,11 +411,13 @@ function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string,
     heartbeat,
     progress: (fraction, message) => heartbeat({ fraction, message }),
     artifacts,
+    metrics: record.metrics,
+    registerModel: (name, model, options) => record.registerModel(name, model, options),
   };
   // No heartbeat at start (a server round trip per step); steps over a second heartbeat every second.
   const timer = autoHeartbeat ? setInterval(() => heartbeat(), env.deps.autoHeartbeatMs ?? 1000) : undefined;
   timer?.unref();
-  return { ctx, setInputs: (refs) => (inputRefs = refs), stop: () => timer && clearInterval(timer) };
+  return { ctx, setInputs: (refs) => (inputRefs = refs), stop: () => timer && clearInterval(timer), record };
 }
 
 function asFailure(err: unknown, actx: Context, details: StepFailureDetails): unknown {
@@ -379,4 +428,73 @@ function asFailure(err: unknown, actx: Context, details: StepFailureDetails): un
     return new CancelledFailure(reason instanceof Error ? reason.message : 'cancelled', [details]);
   }
   return failure(err, details);
+}
+
+/** Hand one attempt to the bookkeeping (MLflow): bounded in time, and never the step's failure. */
+async function bookkeep(env: ItemEnv, actx: Context, call: StepCall, record: StepRecord, r: { input: unknown; output?: unknown; error?: string; retrying?: boolean; startedAt: number }): Promise<void> {
+  const books = env.deps.bookkeeping;
+  const log = actx.log;
+  if (record.dropped > 0) log.warn(`step ${call.key} logged more than ${record.all().length + record.dropped} metrics; the oldest ${record.dropped} were dropped (Kaon keeps ${record.all().length} per attempt)`);
+  if (!books) {
+    for (const m of r.error === undefined ? record.models() : []) log.info(`model "${m.name}" (${m.model.uri}) not registered: no model registry is configured (set MLFLOW_TRACKING_URI to register it in MLflow)`);
+    return;
+  }
+  const execution = actx.info.workflowExecution;
+  let params: Promise<unknown> | undefined;
+  const attempt: StepAttempt = {
+    pipeline: call.pipeline,
+    runId: env.runId,
+    executionRunId: execution?.runId ?? '',
+    key: call.key,
+    step: env.name,
+    version: env.def.version,
+    attempt: env.attempt,
+    input: r.input,
+    ...(r.output !== undefined ? { output: r.output } : {}),
+    ...(r.error !== undefined ? { error: r.error, retrying: r.retrying ?? false } : {}),
+    startedAt: r.startedAt,
+    endedAt: Date.now(),
+    metrics: record.all(),
+    models: r.error === undefined ? record.models() : [],
+    params: () => (params ??= startParams(actx)),
+    runEnded: () => runEnded(actx),
+    ...(env.deps.artifacts ? { readArtifact: (ref: ArtifactRef) => env.deps.artifacts!.getStream(ref) } : {}),
+  };
+  const ms = env.deps.bookkeepingTimeoutMs ?? 15_000;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      books.record(attempt, log),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`it took longer than ${ms} ms`)), ms);
+      }),
+    ]);
+  } catch (err) {
+    log.warn(`step ${call.key}: bookkeeping (MLflow) failed, the step itself is not affected: ${err instanceof Error ? err.message : String(err)}. To fix: check that MLFLOW_TRACKING_URI points at a running MLflow server this worker can reach`);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+/** The params the run was started with: the first argument of its first history event. */
+async function startParams(actx: Context): Promise<unknown> {
+  const client = actx.client;
+  const e = actx.info.workflowExecution;
+  if (!e) return undefined;
+  const res = await client.workflowService.getWorkflowExecutionHistory({ namespace: actx.info.workflowNamespace, execution: { workflowId: e.workflowId, runId: e.runId }, maximumPageSize: 1 });
+  const payloads = res.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
+  const [params] = await decodeArrayFromPayloads(client.options.loadedDataConverter, payloads);
+  return params;
+}
+
+/** Waits (a long poll per continue-as-new) until the run ends. */
+async function runEnded(actx: Context): Promise<'FINISHED' | 'FAILED' | 'KILLED'> {
+  const handle = actx.client.workflow.getHandle(actx.info.workflowExecution?.workflowId ?? '');
+  try {
+    await handle.result();
+    return 'FINISHED';
+  } catch (err) {
+    const status = await handle.describe().then((d) => d.status.name, () => 'FAILED');
+    return status === 'CANCELLED' || status === 'TERMINATED' ? 'KILLED' : err instanceof Error && err.name === 'WorkflowNotFoundError' ? 'KILLED' : 'FAILED';
+  }
 }

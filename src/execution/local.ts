@@ -6,6 +6,7 @@ import { ErrorCode, KaonError } from '../definition/errors';
 import type { StepDef } from '../definition/step';
 import { checkOutput, collectRunnables, parseInput, refsIn, type Runnable, type StepActivityDeps, type StepArtifactStore } from './activities';
 import type { StepArtifacts, StepContext, StepLogger } from './implement';
+import { createStepRecord } from './step-record';
 
 /** One local call: which step, under which key, run id and attempt it believes it runs. */
 export interface LocalStepCall {
@@ -110,6 +111,7 @@ async function runLocal(r: Runnable, call: LocalStepCall, hooks: LocalStepHooks,
     last = text;
     emit({ type: 'progress', ...p });
   };
+  const record = createStepRecord(`step "${def.name}" (key ${call.key})`);
   const ctx: StepContext = {
     key: call.key,
     pipeline: call.pipeline,
@@ -120,6 +122,17 @@ async function runLocal(r: Runnable, call: LocalStepCall, hooks: LocalStepHooks,
     heartbeat,
     progress: (fraction, message) => heartbeat({ fraction, message }),
     artifacts,
+    // A local run has no run state or MLflow run: metrics and registrations are validated and shown as log lines.
+    metrics: {
+      log: (name, value, step) => {
+        record.metrics.log(name, value, step);
+        emit({ type: 'log', level: 'info', message: `metric ${name}=${value}${step !== undefined ? ` (step ${step})` : ''}` });
+      },
+    },
+    registerModel: (name, model, options) => {
+      record.registerModel(name, model, options);
+      emit({ type: 'log', level: 'info', message: `model "${name}" would be registered from ${model.uri} (a local run registers nothing)` });
+    },
   };
   const output = checkOutput(def, await r.exec(input, ctx), call.key);
   return { output, inputArtifacts };

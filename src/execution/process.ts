@@ -16,6 +16,8 @@
  *   {"type":"output","value":{...}}                       (at most once)
  *   {"type":"artifact","path":"model.pkl","name":"model","mediaType":"application/octet-stream"}
  *   {"type":"log","level":"info","message":"..."}
+ *   {"type":"metric","name":"loss","value":0.12,"step":3}               (step optional)
+ *   {"type":"model","name":"recommender-US","artifact":<an ArtifactRef or {"$artifact": name}>,"description":"…","tags":{…}}
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -45,7 +47,16 @@ const LogMessage = z.object({
   level: z.enum(['debug', 'info', 'warn', 'warning', 'error']).default('info'),
   message: z.string(),
 });
-export const ProtocolMessage = z.discriminatedUnion('type', [ProgressMessage, OutputMessage, ArtifactMessage, LogMessage]);
+const MetricMessage = z.object({ type: z.literal('metric'), name: z.string(), value: z.number(), step: z.number().int().nullable().optional() });
+const ModelMessage = z.object({
+  type: z.literal('model'),
+  name: z.string(),
+  artifact: z.unknown(),
+  description: z.string().optional(),
+  tags: z.record(z.string(), z.string()).optional(),
+});
+export const ProtocolMessage = z.discriminatedUnion('type', [ProgressMessage, OutputMessage, ArtifactMessage, LogMessage, MetricMessage, ModelMessage]);
+export type ModelMessage = z.infer<typeof ModelMessage>;
 export type ProtocolMessage = z.infer<typeof ProtocolMessage>;
 export type ArtifactMessage = z.infer<typeof ArtifactMessage>;
 
@@ -68,6 +79,8 @@ export interface RunProcessOptions {
   killGraceMs?: number;
   /** Receives each stdout/stderr line (info) and protocol `log` lines (their level). */
   log?: StepLogger;
+  /** Called for each protocol metric line; a throw (an invalid name or value) fails the step, not retried. */
+  onMetric?: (name: string, value: number, step: number | undefined) => void;
   /** Called for each protocol progress line. */
   onProgress?: (fraction: number | undefined, message: string | undefined) => void;
   /** Called after each stdout/stderr line is added to the tail (for heartbeats carrying the tail). */
@@ -84,6 +97,8 @@ export interface ProcessResult {
   output: unknown;
   hasOutput: boolean;
   artifacts: ArtifactMessage[];
+  /** Model registrations asked for (`model` lines), resolved by the runner once artifacts are saved. */
+  models: ModelMessage[];
   /** The last stdout/stderr lines, oldest first. */
   tail: TailLine[];
   durationMs: number;
@@ -285,6 +300,8 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   const log = opts.log;
   const malformed: string[] = [];
   const artifacts: ArtifactMessage[] = [];
+  const models: ModelMessage[] = [];
+  let rejected: KaonError | undefined;
   let output: unknown;
   let hasOutput = false;
   let logBytes = 0;
@@ -367,6 +384,16 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
       case 'artifact':
         artifacts.push(msg);
         break;
+      case 'metric':
+        try {
+          opts.onMetric?.(msg.name, msg.value, msg.step ?? undefined);
+        } catch (err) {
+          rejected ??= err instanceof KaonError ? err : new KaonError({ code: ErrorCode.badInput, what: String(err), fix: 'log finite numbers under valid names', retryable: false });
+        }
+        break;
+      case 'model':
+        models.push(msg);
+        break;
       case 'log': {
         const level = msg.level === 'warning' ? 'warn' : msg.level;
         log?.[level](msg.message, { stream: 'protocol' });
@@ -439,17 +466,19 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   const malformedNote = malformed.length
     ? `${malformed.length} malformed protocol line(s) on fd ${PROTOCOL_FD}, the first: ${malformed[0]}`
     : '';
+  // A metric the step logged is wrong (NaN, a bad name): the same code would log it again, so never retried.
+  if (rejected && (exit.code === 0 || exit.code === EXIT_BAD_INPUT)) throw rejected;
   if (exit.code === 0) {
     if (malformed.length) {
       throw new KaonError({
         code: ErrorCode.processFailed,
         what: `${label} exited 0 but wrote ${malformedNote}`,
-        fix: `write one JSON object per line to fd $KAON_PROTOCOL_FD (types: progress, output, artifact, log) — use kaon_step.py's helpers rather than writing to fd ${PROTOCOL_FD} directly`,
+        fix: `write one JSON object per line to fd $KAON_PROTOCOL_FD (types: progress, output, artifact, log, metric, model) — use kaon_step.py's helpers rather than writing to fd ${PROTOCOL_FD} directly`,
         retryable: false,
         details: { ...details, malformed },
       });
     }
-    return { output, hasOutput, artifacts, tail: tail.get(), durationMs, logBytes, logLines };
+    return { output, hasOutput, artifacts, models, tail: tail.get(), durationMs, logBytes, logLines };
   }
   const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
   const extra = malformedNote ? `; it also wrote ${malformedNote}` : '';

@@ -6,12 +6,13 @@
  * process.stdout.write(renderMarkdown(state, Date.now()));   // Web UI details
  * process.stdout.write(renderBars(state, Date.now(), 80));     // a terminal
  */
-export { renderMarkdown, countByStatus, isTerminal, type RunState, type StepState, type StepStatus, type RunStatus, type FailedItem } from './run-state';
+export { renderMarkdown, countByStatus, isTerminal, latestMetrics, formatMetric, type RunState, type StepState, type StepStatus, type RunStatus, type FailedItem } from './run-state';
 export {
   renderTable,
   renderBars,
   renderPlain,
   renderHeader,
+  metricsSummary,
   diffLines,
   formatDuration,
   formatClock,

@@ -8,6 +8,7 @@ import { createRunIndex } from '../data/run-index';
 import { createStepActivities, type StepActivityDeps, type StepMemo } from '../execution/activities';
 import { createRunnerExecutors, type RunnerDeps } from '../execution/runners';
 import { createMapActivities } from '../execution/map-activities';
+import { mlflowFromEnv } from '../execution/mlflow';
 import { isStepImpl, type StepImpl } from '../execution/implement';
 import { taskQueueFor } from '../workflow/options';
 import { bundlePipelines } from './bundle';
@@ -44,6 +45,8 @@ export interface KaonWorkerOptions {
    * when the deployment has no current build yet), true (a deploy), or false (promote later, `kaon deployment current`).
    */
   deployment?: { name?: string; buildId: string; current?: boolean | 'if-none' };
+  /** Records step attempts elsewhere. Default: MLflow when MLFLOW_TRACKING_URI is set, else none; pass null for none. */
+  bookkeeping?: StepActivityDeps['bookkeeping'] | null;
   /** Extra Temporal worker options (concurrency limits, interceptors…). */
   workerOptions?: Partial<Omit<WorkerOptions, 'taskQueue' | 'activities' | 'workflowsPath' | 'workflowBundle' | 'connection'>>;
 }
@@ -115,7 +118,8 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   const store = opts.artifacts ?? defaultArtifactStore();
   const executors = opts.executors ?? defaultExecutors(store);
   const memo = stepMemo(store);
-  const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo }), ...createMapActivities(store) };
+  const bookkeeping = opts.bookkeeping === null ? undefined : (opts.bookkeeping ?? mlflowFromEnv());
+  const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo, ...(bookkeeping ? { bookkeeping } : {}) }), ...createMapActivities(store) };
   const known = Object.keys(served).filter((n) => !n.startsWith('kaon.')).sort();
   const activities = {
     ...served,

@@ -30,6 +30,7 @@ export async function runStep<S extends StepDef>(core: RunCore, def: S, input: S
       attempts: res.reused ? 0 : res.attempt,
       endedAt: now(),
       ...(res.reused ? { reusedFrom: { from: res.reused.from, runId: res.reused.runId } } : {}),
+      ...(res.metrics?.length ? { metrics: res.metrics } : {}),
     });
     return res.output as StepOutput<S>;
   } catch (err) {

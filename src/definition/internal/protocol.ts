@@ -69,6 +69,8 @@ export interface StepResult {
   attempt: number;
   /** Set when the output came from the memo table instead of running the step. */
   reused?: { from: 'cache' | 'resume'; runId: string };
+  /** The step's metrics (ctx.metrics.log, kaon_step.log_metric): the latest 1,000. */
+  metrics?: Array<{ name: string; value: number; step?: number }>;
 }
 
 /** Details Kaon attaches to step failures (ApplicationFailure.details[0]). */
