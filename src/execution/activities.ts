@@ -31,7 +31,7 @@ export interface StepActivityDeps {
   memo?: StepMemo;
   /** Records each attempt elsewhere (MLflow). Never fails a step; its time is bounded by bookkeepingTimeoutMs. */
   bookkeeping?: StepBookkeeping;
-  /** Default 15 s. */
+  /** Default 30 s. */
   bookkeepingTimeoutMs?: number;
 }
 
@@ -460,7 +460,7 @@ async function bookkeep(env: ItemEnv, actx: Context, call: StepCall, record: Ste
     runEnded: () => runEnded(actx),
     ...(env.deps.artifacts ? { readArtifact: (ref: ArtifactRef) => env.deps.artifacts!.getStream(ref) } : {}),
   };
-  const ms = env.deps.bookkeepingTimeoutMs ?? 15_000;
+  const ms = env.deps.bookkeepingTimeoutMs ?? 30_000;
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([

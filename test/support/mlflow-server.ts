@@ -75,7 +75,8 @@ export async function startMlflowServer(opts: { startTimeoutMs?: number } = {}):
       throw new Error(`mlflow server exited before it was ready:\n${out.join('').slice(-4000)}`);
     }
     const ok = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
-    if (ok) break;
+    // Ready once it has answered a query too: the first one after start is slow (the store warms up).
+    if (ok && (await fetch(`${url}/api/2.0/mlflow/runs/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"experiment_ids":["0"]}', signal: AbortSignal.timeout(60_000) }).then((r) => r.ok, () => false))) break;
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`mlflow server did not answer on ${url} within ${opts.startTimeoutMs ?? 180_000} ms:\n${out.join('').slice(-4000)}`);

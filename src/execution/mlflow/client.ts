@@ -16,7 +16,7 @@ export interface MlflowClientOptions {
   /** Basic auth (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD). */
   username?: string;
   password?: string;
-  /** Per request. Default 5000 ms. */
+  /** Per request. Default 10 s. */
   timeoutMs?: number;
   fetch?: typeof fetch;
 }
@@ -97,9 +97,9 @@ export function createMlflowClient(opts: MlflowClientOptions) {
     const url = `${base}/api/2.0/mlflow/${endpoint}${query}`;
     let res: Response;
     try {
-      res = await doFetch(url, { method, headers, ...(method === 'POST' ? { body: JSON.stringify(body) } : {}), signal: AbortSignal.timeout(opts.timeoutMs ?? 5000) });
+      res = await doFetch(url, { method, headers, ...(method === 'POST' ? { body: JSON.stringify(body) } : {}), signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000) });
     } catch (err) {
-      const why = err instanceof Error ? (err.name === 'TimeoutError' ? `no answer within ${opts.timeoutMs ?? 5000} ms` : ((err.cause as Error | undefined)?.message ?? err.message)) : String(err);
+      const why = err instanceof Error ? (err.name === 'TimeoutError' ? `no answer within ${opts.timeoutMs ?? 10_000} ms` : ((err.cause as Error | undefined)?.message ?? err.message)) : String(err);
       throw new MlflowError(`MLflow at ${base} could not be reached (${endpoint}): ${why}`, endpoint);
     }
     const text = await res.text();

@@ -17,6 +17,8 @@ export function mlflowFromEnv(env: NodeJS.ProcessEnv = process.env): StepBookkee
   const client = createMlflowClient({
     trackingUri: uri,
     ...(env.MLFLOW_TRACKING_TOKEN ? { token: env.MLFLOW_TRACKING_TOKEN } : {}),
+    // MLflow's own knob for its clients' request timeout (seconds); Kaon's default is shorter than MLflow's 120 s.
+    ...(Number(env.MLFLOW_HTTP_REQUEST_TIMEOUT) > 0 ? { timeoutMs: Number(env.MLFLOW_HTTP_REQUEST_TIMEOUT) * 1000 } : {}),
     ...(env.MLFLOW_TRACKING_USERNAME ? { username: env.MLFLOW_TRACKING_USERNAME, password: env.MLFLOW_TRACKING_PASSWORD ?? '' } : {}),
   });
   return createMlflowBookkeeping({ client, ...(env.MLFLOW_EXPERIMENT_NAME ? { experimentName: env.MLFLOW_EXPERIMENT_NAME } : {}) });
