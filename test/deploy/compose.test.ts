@@ -186,8 +186,8 @@ describe('docker-compose.yml', () => {
       const vars = env(service(w));
       for (const k of Object.keys(vars)) {
         if (k.startsWith('TEMPORAL_')) assert.ok(known.has(k) || k.startsWith('TEMPORAL_GRPC_META_'), `${w}: ${k} is not a Temporal envconfig variable (known: ${[...known].sort().join(', ')})`);
-        else if (k.startsWith('KAON_')) assert.ok(kaonSources.includes(k), `${w}: Kaon reads no variable named ${k}`);
-        else assert.fail(`${w}: ${k} is neither a TEMPORAL_* envconfig variable nor a KAON_* setting`);
+        else if (k.startsWith('KAON_') || k.startsWith('MLFLOW_')) assert.ok(kaonSources.includes(k), `${w}: Kaon reads no variable named ${k}`);
+        else assert.fail(`${w}: ${k} is neither a TEMPORAL_* envconfig variable nor a KAON_* or MLFLOW_* setting`);
       }
       // What the worker will actually connect to, through the same envconfig loader Kaon uses.
       const cfg = loadClientConnectConfig({ overrideEnvVars: vars, disableFile: true });
