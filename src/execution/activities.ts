@@ -50,6 +50,8 @@ export interface StepAttempt {
   error?: string;
   /** Whether Temporal retries a failed attempt. */
   retrying?: boolean;
+  /** The output was reused (cache or resume) from this earlier run; the step did not run. */
+  reused?: { from: 'cache' | 'resume'; runId: string };
   startedAt: number;
   endedAt: number;
   metrics: StepMetric[];
@@ -263,8 +265,9 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         const key = memoKeyOf(env, input);
         const cacheOn = Boolean(def.options.cache) && call.cache !== 'off';
         if (memo && key) {
-          const reuse = (output: unknown, from: 'cache' | 'resume', fromRun: string): StepResult => {
+          const reuse = async (output: unknown, from: 'cache' | 'resume', fromRun: string): Promise<StepResult> => {
             memo.record(runId, { stepKey: call.key, step: name, key, output, refs: refsIn(output) });
+            await bookkeep(env, actx, call, record, { input, output, startedAt, reused: { from, runId: fromRun } });
             return { output, attempt, reused: { from, runId: fromRun } };
           };
           // Resume: reuse what the earlier run computed for this step key from the same input.
@@ -431,7 +434,7 @@ function asFailure(err: unknown, actx: Context, details: StepFailureDetails): un
 }
 
 /** Hand one attempt to the bookkeeping (MLflow): bounded in time, and never the step's failure. */
-async function bookkeep(env: ItemEnv, actx: Context, call: StepCall, record: StepRecord, r: { input: unknown; output?: unknown; error?: string; retrying?: boolean; startedAt: number }): Promise<void> {
+async function bookkeep(env: ItemEnv, actx: Context, call: StepCall, record: StepRecord, r: { input: unknown; output?: unknown; error?: string; retrying?: boolean; startedAt: number; reused?: StepAttempt['reused'] }): Promise<void> {
   const books = env.deps.bookkeeping;
   const log = actx.log;
   if (record.dropped > 0) log.warn(`step ${call.key} logged more than ${record.all().length + record.dropped} metrics; the oldest ${record.dropped} were dropped (Kaon keeps ${record.all().length} per attempt)`);
@@ -452,6 +455,7 @@ async function bookkeep(env: ItemEnv, actx: Context, call: StepCall, record: Ste
     input: r.input,
     ...(r.output !== undefined ? { output: r.output } : {}),
     ...(r.error !== undefined ? { error: r.error, retrying: r.retrying ?? false } : {}),
+    ...(r.reused ? { reused: r.reused } : {}),
     startedAt: r.startedAt,
     endedAt: Date.now(),
     metrics: record.all(),

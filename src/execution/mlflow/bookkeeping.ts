@@ -188,6 +188,7 @@ export function createMlflowBookkeeping(opts: MlflowBookkeepingOptions): StepBoo
       { key: 'kaon.step_version', value: String(a.version) },
       { key: TAG.attempt, value: String(a.attempt) },
       ...refs.filter(([f]) => keyOk(`kaon.artifact.${f}.sha256`)).slice(0, 80).map(([f, r]) => ({ key: `kaon.artifact.${f}.sha256`, value: r.sha256 })),
+      ...(a.reused ? [{ key: 'kaon.reused_from', value: `${a.reused.from}:${a.reused.runId}` }] : []),
       ...(a.error !== undefined ? [{ key: 'kaon.error', value: a.error.slice(0, LIMITS.tagValue) }, { key: 'kaon.retrying', value: String(a.retrying ?? false) }] : []),
     ];
     const run = await client.createRun({ experimentId, runName: a.attempt > 1 ? `${a.key} #${a.attempt}` : a.key, startTime: a.startedAt, tags });

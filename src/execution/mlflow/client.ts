@@ -92,7 +92,18 @@ export function createMlflowClient(opts: MlflowClientOptions) {
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   else if (opts.username !== undefined) headers.authorization = `Basic ${Buffer.from(`${opts.username}:${opts.password ?? ''}`).toString('base64')}`;
 
+  /** Reads (GET, searches) are tried twice when MLflow does not answer: a just-started server is slow at first. */
   async function call<T extends z.ZodType>(method: 'GET' | 'POST', endpoint: string, body: Record<string, unknown>, schema: T): Promise<z.output<T>> {
+    try {
+      return await once(method, endpoint, body, schema);
+    } catch (err) {
+      const read = method === 'GET' || endpoint.endsWith('/search');
+      if (!read || !(err instanceof MlflowError) || err.status !== undefined) throw err;
+      return once(method, endpoint, body, schema);
+    }
+  }
+
+  async function once<T extends z.ZodType>(method: 'GET' | 'POST', endpoint: string, body: Record<string, unknown>, schema: T): Promise<z.output<T>> {
     const query = method === 'GET' ? `?${new URLSearchParams(Object.entries(body).map(([k, v]): [string, string] => [k, String(v)])).toString()}` : '';
     const url = `${base}/api/2.0/mlflow/${endpoint}${query}`;
     let res: Response;
