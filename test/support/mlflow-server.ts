@@ -58,12 +58,13 @@ export async function startMlflowServer(opts: { startTimeoutMs?: number } = {}):
         /* gone */
       }
       for (let i = 0; i < 100 && !exited; i++) await new Promise((r) => setTimeout(r, 50));
-      if (!exited) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
+    }
+    // mlflow's job consumers (huey) outlive a SIGTERM of the server: end the whole group.
+    if (child.pid) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
       }
     }
     rmSync(dir, { recursive: true, force: true });
