@@ -54,10 +54,14 @@ describe('MLflow bookkeeping', () => {
       { code: 'BR', seed: 12, users: 150, titles: 100, tasteRank: 3, tasteStrength: 3, popularityWeight: 1, viewsPerUser: 20, nullRate: 0 },
     ];
     const params = { registry, countries, grid: [{ rank: 4, l2: 0 }], epochs: 3, itersPerEpoch: 5, minLift: -10, minRows: 100 };
-    const { run, result, state } = await worker.runUntil(async () => {
+    const { run, result, state, rerun } = await worker.runUntil(async () => {
       const run = await env.kaon.start(retrainRecommender, params);
       const result = await run.result();
-      return { run, result, state: await run.progress() };
+      const state = await run.progress();
+      // A second run reuses the cached steps: they are nested runs of its own MLflow run too.
+      const rerun = await env.kaon.start(retrainRecommender, params);
+      await rerun.result();
+      return { run, result, state, rerun };
     });
     assert.ok(result.countries.every((c) => c.published), JSON.stringify(result.countries));
 
@@ -108,6 +112,12 @@ describe('MLflow bookkeeping', () => {
       else await new Promise((res) => setTimeout(res, 200));
     }
     assert.ok(closed?.info.end_time, 'the pipeline run is FINISHED with an end time');
+
+    const again = await runsOf(experiment.experiment_id, rerun.id);
+    const cachedTrain = again.find((r) => tag(r, 'kaon.step_key') === 'train[US]');
+    assert.equal(tag(cachedTrain!, 'kaon.reused_from'), `cache:${run.id}`);
+    assert.equal(tag(cachedTrain!, 'mlflow.parentRunId'), again.find((r) => tag(r, 'kaon.kind') === 'run')?.info.run_id);
+    assert.equal(tag(cachedTrain!, 'kaon.artifact.output.model.sha256'), model.sha256);
 
     // Model Registry: recommender-US has a version whose files are the model, linked back to the Kaon run.
     for (const country of ['US', 'BR']) {
