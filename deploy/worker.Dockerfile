@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # Kaon worker image, built from the project root (docker compose builds it; or:
 #   docker build -f deploy/worker.Dockerfile --target worker -t kaon-worker .).
-# Targets: `worker` (Node only: pipelines and TS steps), `worker-python` (plus Python 3 with venv for python() steps).
+# Targets: `worker` (Node only: pipelines and TS steps), `worker-python` (plus Python 3 with venv for python() steps,
+# and R with jsonlite for command(['Rscript', …]) steps routed there with queue: 'python').
 
 FROM node:20.19.5-bookworm-slim AS worker
 WORKDIR /app
@@ -14,6 +15,7 @@ COPY tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
 COPY python ./python
+COPY r ./r
 COPY workflows ./workflows
 COPY activities ./activities
 # Writable by the unprivileged user: Kaon's cache (KAON_HOME) and the artifact volume's mount point (a named
@@ -26,7 +28,7 @@ CMD ["node", "bin/kaon.js", "worker"]
 FROM worker AS worker-python
 USER root
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv python3-pip \
+ && apt-get install -y --no-install-recommends python3 python3-venv python3-pip r-base-core r-cran-jsonlite \
  && rm -rf /var/lib/apt/lists/*
 USER node
 CMD ["node", "bin/kaon.js", "worker", "--queues", "python"]

@@ -5,6 +5,7 @@
     k.progress(0.5, "fitting")
     model = k.save_artifact("model.pkl", name="model")
     k.card("Model card", "accuracy **0.93**", images=["plot.png"])
+    k.log_metric("accuracy", 0.93)        # run state, board, MLflow (when configured)
     k.output({"model": model, "accuracy": 0.93})
 
 Messages go to a dedicated pipe ($KAON_PROTOCOL_FD) as JSON lines, so print() and logging never collide with
@@ -12,6 +13,7 @@ them. Exit code 65 (see bad_input) means "bad input, do not retry"; any other no
 """
 
 import json
+import math
 import os
 import sys
 import threading
@@ -135,6 +137,34 @@ def card(title, markdown, images=None):
             raise FileNotFoundError("card %r: no image file at %s" % (title, p))
         paths.append(p)
     _send({"type": "card", "title": title, "markdown": markdown, "images": paths})
+def log_metric(name, value, step=None):
+    """A step metric: a finite number under a name, with an optional integer step (epoch, iteration). It lands on the
+    step's entry in the run state and, when MLFLOW_TRACKING_URI is set, on the step's MLflow run. A NaN or infinite
+    value stops the step as bad input (exit 65, not retried)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)  # numpy scalars
+        except (TypeError, ValueError):
+            bad_input("metric %r has the value %r, not a number" % (name, value))
+    if not math.isfinite(value):
+        bad_input("metric %r has the value %r, not a finite number. To fix: log a finite number (check for a division by zero or a diverging loss)" % (name, value))
+    msg = {"type": "metric", "name": str(name), "value": float(value) if not isinstance(value, int) else value}
+    if step is not None:
+        if int(step) != step:
+            bad_input("metric %r has step %r, not an integer" % (name, step))
+        msg["step"] = int(step)
+    _send(msg)
+
+
+def register_model(name, artifact, description=None, tags=None):
+    """Register an artifact as a version of model `name` (MLflow Model Registry, when MLFLOW_TRACKING_URI is set).
+    `artifact`: an artifact ref from inputs() or the value save_artifact() returned. Done when the step succeeds."""
+    msg = {"type": "model", "name": str(name), "artifact": artifact}
+    if description is not None:
+        msg["description"] = str(description)
+    if tags:
+        msg["tags"] = {str(k): str(v) for k, v in tags.items()}
+    _send(msg)
 
 
 def output(value):

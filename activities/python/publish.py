@@ -42,5 +42,12 @@ pointer = os.path.join(country_dir, ".current.tmp")
 with open(pointer, "w") as f:
     json.dump({"version": version, "metrics": m}, f)
 os.replace(pointer, os.path.join(country_dir, "current.json"))
+# A Model Registry version (MLflow, when MLFLOW_TRACKING_URI is set), linked back to this run and step.
+k.register_model(
+    "recommender-%s" % p["country"],
+    p["model"],
+    description="%s recommender %s (NDCG@%d %.4f, lift %+.0f%%), published by Kaon run %s" % (p["country"], version, m["k"], m["ndcgAtK"], 100 * m["lift"], os.environ.get("KAON_RUN_ID", "")),
+    tags={"kaon.version": version, "kaon.registry_path": final},
+)
 shutil.copyfile(os.path.join(final, "metrics.png"), os.path.join(k.output_dir(), "metrics-%s.png" % p["country"]))
 k.output({"country": p["country"], "version": version, "path": final, "card": k.save_artifact(os.path.join(k.output_dir(), "metrics-%s.png" % p["country"]), media_type="image/png")})

@@ -22,6 +22,7 @@ for e in range(epochs):
         w = nmf.fit_transform(m, W=w, H=h)
     h = nmf.components_
     loss = float(np.linalg.norm(m - w @ h) / np.linalg.norm(m))
+    k.log_metric("relative_loss", loss, step=e + 1)
     k.progress((e + 1) / epochs, "%s rank %d epoch %d/%d loss %.4f" % (p["country"], rank, e + 1, epochs, loss))
 path = os.path.join(k.output_dir(), "model-%s-r%d.npz" % (p["country"], rank))
 np.savez_compressed(path, W=w.astype(np.float32), H=h.astype(np.float32))

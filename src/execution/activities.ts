@@ -1,4 +1,5 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import type { StepCall, StepFailureDetails, StepResult } from '../definition/internal/protocol';
 import type { BatchCall, BatchResult } from '../definition/internal/map';
@@ -6,8 +7,9 @@ import type { SweepLine } from '../definition/sweep';
 import { priorLine, readSweep } from '../data/manifest';
 import { isArtifactRef, type ArtifactRef } from '../definition/artifact-ref';
 import type { StepDef, StepRunner } from '../definition/step';
-import type { StepArtifacts, StepContext, StepImpl } from './implement';
+import type { ModelRegistration, StepArtifacts, StepContext, StepImpl, StepLogger, StepMetric } from './implement';
 import type { PriorSteps } from './prior-steps';
+import { createStepRecord, type StepRecord } from './step-record';
 import { assertJsonValue } from '../definition/json-value';
 import type { KaonMetrics, StepOutcome } from '../observe/metrics';
 import { storeCard } from './cards';
@@ -40,6 +42,43 @@ export interface StepActivityDeps {
   prior?: PriorSteps;
   /** Where step durations, attempts, cache lookups, artifact bytes and sweep items are counted. Default: nowhere. */
   metrics?: KaonMetrics;
+  /** Records each attempt elsewhere (MLflow). Never fails a step; its time is bounded by bookkeepingTimeoutMs. */
+  bookkeeping?: StepBookkeeping;
+  /** Default 30 s. */
+  bookkeepingTimeoutMs?: number;
+}
+
+/** One attempt of a step, as bookkeeping sees it (after it ran; outputs reused from the memo are not recorded). */
+export interface StepAttempt {
+  pipeline: string;
+  /** Workflow id (Kaon's run id) and Temporal's run id of the execution. */
+  runId: string;
+  executionRunId: string;
+  key: string;
+  step: string;
+  version: string | number;
+  attempt: number;
+  input: unknown;
+  output?: unknown;
+  error?: string;
+  /** Whether Temporal retries a failed attempt. */
+  retrying?: boolean;
+  /** The output was reused (cache or resume) from this earlier run; the step did not run. */
+  reused?: { from: 'cache' | 'resume'; runId: string };
+  startedAt: number;
+  endedAt: number;
+  metrics: StepMetric[];
+  models: ModelRegistration[];
+  /** The params the run was started with (read from its history once, on demand). */
+  params(): Promise<unknown>;
+  /** The bytes of an artifact (verified against its sha256 at the end), when the worker has a store. */
+  readArtifact?: (ref: ArtifactRef) => Promise<NodeJS.ReadableStream>;
+  /** Resolves when the run (its workflow, through continue-as-new) ends: its status. */
+  runEnded(): Promise<'FINISHED' | 'FAILED' | 'KILLED'>;
+}
+
+export interface StepBookkeeping {
+  record(attempt: StepAttempt, log: StepLogger): Promise<void>;
 }
 
 /** What execution needs of the data seam's store (kept minimal so tests can pass a fake). */
@@ -243,11 +282,13 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
       const details: StepFailureDetails = { attempt, step: name, key: call.key };
       const runId = actx.info.workflowExecution?.workflowId ?? '';
       const env: ItemEnv = { name, def, exec, ...(fp ? { fingerprint: fp } : {}), deps, runId, attempt };
-      const { ctx, setInputs, stop, cards } = stepContext(env, actx, call.key, call.pipeline);
+      const { ctx, setInputs, stop, cards, record } = stepContext(env, actx, call.key, call.pipeline);
       const started = performance.now();
       const finished = (status: StepOutcome) => deps.metrics?.stepFinished({ step: name, queue: def.options.queue ?? 'default', status, seconds: (performance.now() - started) / 1000, attempt });
+      const startedAt = Date.now();
+      let input: unknown;
       try {
-        const input = parseInput(def, call.input, call.key);
+        input = parseInput(def, call.input, call.key);
         setInputs(refsIn(input));
         const memo = deps.memo;
         const cacheOn = Boolean(def.options.cache) && call.cache !== 'off';
@@ -255,8 +296,9 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         const fingerprint = cacheOn || call.resumeFrom ? await env.fingerprint?.() : undefined;
         const key = cacheOn || call.resumeFrom ? memoKeyOf(env, input, fingerprint) : undefined;
         if (memo && key) {
-          const reuse = (output: unknown, from: 'cache' | 'resume', fromRun: string): StepResult => {
+          const reuse = async (output: unknown, from: 'cache' | 'resume', fromRun: string): Promise<StepResult> => {
             finished(from === 'cache' ? 'cached' : 'resumed');
+            await bookkeep(env, actx, call, record, { input, output, startedAt, reused: { from, runId: fromRun } });
             return { output, attempt, reused: { from, runId: fromRun } };
           };
           // Resume: reuse what the earlier run computed for this step key from the same input (read from its history).
@@ -276,10 +318,17 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         // Only a step that opted in to caching writes anything: resume reads this run's history instead.
         if (memo && key && cacheOn) await memo.put(key, { output, refs: refsIn(output), runId, stepKey: call.key, step: name });
         finished('succeeded');
-        return { output, attempt, ...(cards.length ? { cards } : {}) };
+        await bookkeep(env, actx, call, record, { input, output, startedAt });
+        const metrics = record.latest();
+        return { output, attempt, ...(cards.length ? { cards } : {}), ...(metrics.length ? { metrics } : {}) };
       } catch (err) {
         finished(outcomeOf(err, actx));
-        throw asFailure(err, actx, details);
+        const f = asFailure(err, actx, details);
+        if (input !== undefined && !(f instanceof CancelledFailure)) {
+          const retrying = !permanent(f) && (actx.info.retryPolicy?.maximumAttempts === undefined || actx.info.retryPolicy.maximumAttempts === 0 || attempt < actx.info.retryPolicy.maximumAttempts);
+          await bookkeep(env, actx, call, record, { input, error: err instanceof Error ? err.message : String(err), retrying, startedAt });
+        }
+        throw f;
       } finally {
         stop();
       }
@@ -378,7 +427,7 @@ async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, 
 }
 
 /** The StepContext of one call or item, with its auto-heartbeat timer. */
-function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string, autoHeartbeat = true): { ctx: StepContext; setInputs(refs: ArtifactRef[]): void; stop(): void; cards: ArtifactRef[] } {
+function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string, autoHeartbeat = true): { ctx: StepContext; setInputs(refs: ArtifactRef[]): void; stop(): void; cards: ArtifactRef[]; record: StepRecord } {
   let lastProgress: unknown;
   const heartbeat = (d?: unknown) => {
     if (d !== undefined) lastProgress = d;
@@ -400,6 +449,7 @@ function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string,
       return readSweep(store, sweep);
     },
   };
+  const record = createStepRecord(`step "${env.name}" (key ${key})`);
   const ctx: StepContext = {
     key,
     pipeline,
@@ -416,11 +466,13 @@ function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string,
       cards.push(ref);
       return ref;
     },
+    metrics: record.metrics,
+    registerModel: (name, model, options) => record.registerModel(name, model, options),
   };
   // No heartbeat at start (a server round trip per step); steps over a second heartbeat every second.
   const timer = autoHeartbeat ? setInterval(() => heartbeat(), env.deps.autoHeartbeatMs ?? 1000) : undefined;
   timer?.unref();
-  return { ctx, setInputs: (refs) => (inputRefs = refs), stop: () => timer && clearInterval(timer), cards };
+  return { ctx, setInputs: (refs) => (inputRefs = refs), stop: () => timer && clearInterval(timer), cards, record };
 }
 
 function asFailure(err: unknown, actx: Context, details: StepFailureDetails): unknown {
@@ -431,4 +483,74 @@ function asFailure(err: unknown, actx: Context, details: StepFailureDetails): un
     return new CancelledFailure(reason instanceof Error ? reason.message : 'cancelled', [details]);
   }
   return failure(err, details);
+}
+
+/** Hand one attempt to the bookkeeping (MLflow): bounded in time, and never the step's failure. */
+async function bookkeep(env: ItemEnv, actx: Context, call: StepCall, record: StepRecord, r: { input: unknown; output?: unknown; error?: string; retrying?: boolean; startedAt: number; reused?: StepAttempt['reused'] }): Promise<void> {
+  const books = env.deps.bookkeeping;
+  const log = actx.log;
+  if (record.dropped > 0) log.warn(`step ${call.key} logged more than ${record.all().length + record.dropped} metrics; the oldest ${record.dropped} were dropped (Kaon keeps ${record.all().length} per attempt)`);
+  if (!books) {
+    for (const m of r.error === undefined ? record.models() : []) log.info(`model "${m.name}" (${m.model.uri}) not registered: no model registry is configured (set MLFLOW_TRACKING_URI to register it in MLflow)`);
+    return;
+  }
+  const execution = actx.info.workflowExecution;
+  let params: Promise<unknown> | undefined;
+  const attempt: StepAttempt = {
+    pipeline: call.pipeline,
+    runId: env.runId,
+    executionRunId: execution?.runId ?? '',
+    key: call.key,
+    step: env.name,
+    version: env.def.version,
+    attempt: env.attempt,
+    input: r.input,
+    ...(r.output !== undefined ? { output: r.output } : {}),
+    ...(r.error !== undefined ? { error: r.error, retrying: r.retrying ?? false } : {}),
+    ...(r.reused ? { reused: r.reused } : {}),
+    startedAt: r.startedAt,
+    endedAt: Date.now(),
+    metrics: record.all(),
+    models: r.error === undefined ? record.models() : [],
+    params: () => (params ??= startParams(actx)),
+    runEnded: () => runEnded(actx),
+    ...(env.deps.artifacts ? { readArtifact: (ref: ArtifactRef) => env.deps.artifacts!.getStream(ref) } : {}),
+  };
+  const ms = env.deps.bookkeepingTimeoutMs ?? 30_000;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      books.record(attempt, log),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`it took longer than ${ms} ms`)), ms);
+      }),
+    ]);
+  } catch (err) {
+    log.warn(`step ${call.key}: bookkeeping (MLflow) failed, the step itself is not affected: ${err instanceof Error ? err.message : String(err)}. To fix: check that MLFLOW_TRACKING_URI points at a running MLflow server this worker can reach`);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+/** The params the run was started with: the first argument of its first history event. */
+async function startParams(actx: Context): Promise<unknown> {
+  const client = actx.client;
+  const e = actx.info.workflowExecution;
+  if (!e) return undefined;
+  const res = await client.workflowService.getWorkflowExecutionHistory({ namespace: actx.info.workflowNamespace, execution: { workflowId: e.workflowId, runId: e.runId }, maximumPageSize: 1 });
+  const payloads = res.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
+  const [params] = await decodeArrayFromPayloads(client.options.loadedDataConverter, payloads);
+  return params;
+}
+
+/** Waits (a long poll per continue-as-new) until the run ends. */
+async function runEnded(actx: Context): Promise<'FINISHED' | 'FAILED' | 'KILLED'> {
+  const handle = actx.client.workflow.getHandle(actx.info.workflowExecution?.workflowId ?? '');
+  try {
+    await handle.result();
+    return 'FINISHED';
+  } catch (err) {
+    const status = await handle.describe().then((d) => d.status.name, () => 'FAILED');
+    return status === 'CANCELLED' || status === 'TERMINATED' ? 'KILLED' : err instanceof Error && err.name === 'WorkflowNotFoundError' ? 'KILLED' : 'FAILED';
+  }
 }

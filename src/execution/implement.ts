@@ -47,6 +47,31 @@ export interface StepContext {
    * when the step succeeds, so the board shows it. Returns the card artifact's ref.
    */
   card(card: CardInput): Promise<ArtifactRef>;
+  /** Step metrics: land on the step's entry in the run state and, with MLflow configured, on its MLflow run. */
+  readonly metrics: StepMetrics;
+  /**
+   * Register an artifact as a model version (MLflow Model Registry when MLFLOW_TRACKING_URI is set; otherwise
+   * only noted in the step log). Recorded when the step succeeds.
+   */
+  registerModel(name: string, model: ArtifactRef, options?: { description?: string; tags?: Record<string, string> }): void;
+}
+
+export interface StepMetric {
+  name: string;
+  value: number;
+  step?: number;
+}
+
+export interface StepMetrics {
+  /** A finite number under a name (letters, digits, `_ - . / ` and spaces); `step` orders a series (epoch, iteration). */
+  log(name: string, value: number, step?: number): void;
+}
+
+export interface ModelRegistration {
+  name: string;
+  model: ArtifactRef;
+  description?: string;
+  tags?: Record<string, string>;
 }
 
 export type StepFn<S extends StepDef> = (input: StepParsedInput<S>, ctx: StepContext) => Promise<StepReturn<S>> | StepReturn<S>;

@@ -7,6 +7,7 @@ import { ErrorCode, KaonError } from '../definition/errors';
 import type { StepDef } from '../definition/step';
 import { checkOutput, collectRunnables, parseInput, refsIn, type Runnable, type StepActivityDeps, type StepArtifactStore } from './activities';
 import type { StepArtifacts, StepContext, StepLogger } from './implement';
+import { createStepRecord } from './step-record';
 
 /** One local call: which step, under which key, run id and attempt it believes it runs. */
 export interface LocalStepCall {
@@ -111,6 +112,7 @@ async function runLocal(r: Runnable, call: LocalStepCall, hooks: LocalStepHooks,
     last = text;
     emit({ type: 'progress', ...p });
   };
+  const record = createStepRecord(`step "${def.name}" (key ${call.key})`);
   const ctx: StepContext = {
     key: call.key,
     pipeline: call.pipeline,
@@ -123,6 +125,17 @@ async function runLocal(r: Runnable, call: LocalStepCall, hooks: LocalStepHooks,
     artifacts,
     // A local run has no run state: the card is stored (its ref is returned) and linked from nothing.
     card: (c) => storeCard(artifacts.put, c, `card of step "${def.name}" (key ${call.key})`),
+    // A local run has no run state or MLflow run: metrics and registrations are validated and shown as log lines.
+    metrics: {
+      log: (name, value, step) => {
+        record.metrics.log(name, value, step);
+        emit({ type: 'log', level: 'info', message: `metric ${name}=${value}${step !== undefined ? ` (step ${step})` : ''}` });
+      },
+    },
+    registerModel: (name, model, options) => {
+      record.registerModel(name, model, options);
+      emit({ type: 'log', level: 'info', message: `model "${name}" would be registered from ${model.uri} (a local run registers nothing)` });
+    },
   };
   const output = checkOutput(def, await r.exec(input, ctx), call.key);
   return { output, inputArtifacts };

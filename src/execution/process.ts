@@ -17,6 +17,8 @@
  *   {"type":"artifact","path":"model.pkl","name":"model","mediaType":"application/octet-stream"}
  *   {"type":"log","level":"info","message":"..."}
  *   {"type":"card","title":"Model card US","markdown":"...","images":["plot.png"]}   (stored when the step succeeds)
+ *   {"type":"metric","name":"loss","value":0.12,"step":3}               (step optional)
+ *   {"type":"model","name":"recommender-US","artifact":<an ArtifactRef or {"$artifact": name}>,"description":"…","tags":{…}}
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -52,8 +54,17 @@ const CardMessage = z.object({
   markdown: z.string(),
   images: z.array(z.string().min(1)).default([]),
 });
-export const ProtocolMessage = z.discriminatedUnion('type', [ProgressMessage, OutputMessage, ArtifactMessage, LogMessage, CardMessage]);
+const MetricMessage = z.object({ type: z.literal('metric'), name: z.string(), value: z.number(), step: z.number().int().nullable().optional() });
+const ModelMessage = z.object({
+  type: z.literal('model'),
+  name: z.string(),
+  artifact: z.unknown(),
+  description: z.string().optional(),
+  tags: z.record(z.string(), z.string()).optional(),
+});
+export const ProtocolMessage = z.discriminatedUnion('type', [ProgressMessage, OutputMessage, ArtifactMessage, LogMessage, CardMessage, MetricMessage, ModelMessage]);
 export type CardMessage = z.infer<typeof CardMessage>;
+export type ModelMessage = z.infer<typeof ModelMessage>;
 export type ProtocolMessage = z.infer<typeof ProtocolMessage>;
 export type ArtifactMessage = z.infer<typeof ArtifactMessage>;
 
@@ -76,6 +87,8 @@ export interface RunProcessOptions {
   killGraceMs?: number;
   /** Receives each stdout/stderr line (info) and protocol `log` lines (their level). */
   log?: StepLogger;
+  /** Called for each protocol metric line; a throw (an invalid name or value) fails the step, not retried. */
+  onMetric?: (name: string, value: number, step: number | undefined) => void;
   /** Called for each protocol progress line. */
   onProgress?: (fraction: number | undefined, message: string | undefined) => void;
   /** Called after each stdout/stderr line is added to the tail (for heartbeats carrying the tail). */
@@ -93,6 +106,8 @@ export interface ProcessResult {
   hasOutput: boolean;
   artifacts: ArtifactMessage[];
   cards: CardMessage[];
+  /** Model registrations asked for (`model` lines), resolved by the runner once artifacts are saved. */
+  models: ModelMessage[];
   /** The last stdout/stderr lines, oldest first. */
   tail: TailLine[];
   durationMs: number;
@@ -295,6 +310,8 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   const malformed: string[] = [];
   const artifacts: ArtifactMessage[] = [];
   const cards: CardMessage[] = [];
+  const models: ModelMessage[] = [];
+  let rejected: KaonError | undefined;
   let output: unknown;
   let hasOutput = false;
   let logBytes = 0;
@@ -380,6 +397,16 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
       case 'card':
         cards.push(msg);
         break;
+      case 'metric':
+        try {
+          opts.onMetric?.(msg.name, msg.value, msg.step ?? undefined);
+        } catch (err) {
+          rejected ??= err instanceof KaonError ? err : new KaonError({ code: ErrorCode.badInput, what: String(err), fix: 'log finite numbers under valid names', retryable: false });
+        }
+        break;
+      case 'model':
+        models.push(msg);
+        break;
       case 'log': {
         const level = msg.level === 'warning' ? 'warn' : msg.level;
         log?.[level](msg.message, { stream: 'protocol' });
@@ -452,17 +479,19 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   const malformedNote = malformed.length
     ? `${malformed.length} malformed protocol line(s) on fd ${PROTOCOL_FD}, the first: ${malformed[0]}`
     : '';
+  // A metric the step logged is wrong (NaN, a bad name): the same code would log it again, so never retried.
+  if (rejected && (exit.code === 0 || exit.code === EXIT_BAD_INPUT)) throw rejected;
   if (exit.code === 0) {
     if (malformed.length) {
       throw new KaonError({
         code: ErrorCode.processFailed,
         what: `${label} exited 0 but wrote ${malformedNote}`,
-        fix: `write one JSON object per line to fd $KAON_PROTOCOL_FD (types: progress, output, artifact, log) — use kaon_step.py's helpers rather than writing to fd ${PROTOCOL_FD} directly`,
+        fix: `write one JSON object per line to fd $KAON_PROTOCOL_FD (types: progress, output, artifact, log, metric, model) — use kaon_step.py's helpers rather than writing to fd ${PROTOCOL_FD} directly`,
         retryable: false,
         details: { ...details, malformed },
       });
     }
-    return { output, hasOutput, artifacts, cards, tail: tail.get(), durationMs, logBytes, logLines };
+    return { output, hasOutput, artifacts, cards, models, tail: tail.get(), durationMs, logBytes, logLines };
   }
   const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
   const extra = malformedNote ? `; it also wrote ${malformedNote}` : '';

@@ -4,7 +4,8 @@
  *   $KAON_INPUT        the validated input as JSON
  *   $KAON_INPUT_PATHS  JSON map field path → local file of each artifact input ("features", "models[0]")
  *   $KAON_OUTPUT_DIR   files left here become artifacts of the step
- *   $KAON_PROTOCOL_FD  the protocol pipe (see process.ts), wrapped by python/kaon_step.py
+ *   $KAON_PROTOCOL_FD  the protocol pipe (see process.ts), wrapped by python/kaon_step.py and r/kaon_step.R
+ *   $KAON_R_HELPER     the path of r/kaon_step.R, for `source(Sys.getenv("KAON_R_HELPER"))`
  * Relative script paths and argv[0] with a slash resolve against the project root, which is also the default cwd.
  */
 import { createHash } from 'node:crypto';
@@ -24,6 +25,8 @@ import { ensurePythonEnv, type PythonEnvOptions } from './python-env';
 
 /** The folder holding kaon_step.py (shipped with the package, next to src/); put on PYTHONPATH of every step process. */
 export const KAON_PYTHON_HELPERS = path.resolve(__dirname, '..', '..', 'python');
+/** The R helper (shipped next to src/), passed to every step process as $KAON_R_HELPER. */
+export const KAON_R_HELPER = path.resolve(__dirname, '..', '..', 'r', 'kaon_step.R');
 
 /** What an executor needs from the artifact store (src/data adapts its store to this). */
 export interface ArtifactIO {
@@ -200,6 +203,7 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
         ...l.env,
         PYTHONPATH: helperPath,
         PYTHONUNBUFFERED: '1',
+        KAON_R_HELPER,
         KAON_INPUT: inputFile,
         KAON_INPUT_PATHS: JSON.stringify(inputPaths),
         KAON_OUTPUT_DIR: outDir,
@@ -235,6 +239,7 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
         log,
         label: l.label,
         onLine,
+        onMetric: (name, value, step) => ctx.metrics.log(name, value, step),
         onProgress: (fraction, message) => {
           progress = { ...(fraction !== undefined ? { fraction } : {}), ...(message ? { message } : {}) };
           beat();
@@ -258,6 +263,14 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
         });
       }
       const missing: string[] = [];
+      for (const m of result.models) {
+        const model = replacePlaceholders(m.artifact, saved, missing);
+        if (!isArtifactRef(model)) {
+          if (missing.length) continue; // reported below
+          throw new KaonError({ code: ErrorCode.badInput, what: `${l.label} registered model "${m.name}" with ${JSON.stringify(m.artifact).slice(0, 200)}, not an artifact`, fix: 'pass an artifact ref from the input, or the value save_artifact() returned', retryable: false });
+        }
+        ctx.registerModel(m.name, model, { ...(m.description !== undefined ? { description: m.description } : {}), ...(m.tags ? { tags: m.tags } : {}) });
+      }
       const output = replacePlaceholders(result.output, saved, missing);
       if (missing.length) {
         throw new KaonError({

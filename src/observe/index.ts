@@ -10,12 +10,13 @@
  * const metrics = createKaonMetrics();
  * process.stdout.write(metrics.registry.render());
  */
-export { renderMarkdown, countByStatus, isTerminal, type RunState, type StepState, type StepStatus, type RunStatus, type FailedItem } from './run-state';
+export { renderMarkdown, countByStatus, isTerminal, latestMetrics, formatMetric, type RunState, type StepState, type StepStatus, type RunStatus, type FailedItem } from './run-state';
 export {
   renderTable,
   renderBars,
   renderPlain,
   renderHeader,
+  metricsSummary,
   diffLines,
   formatDuration,
   formatClock,

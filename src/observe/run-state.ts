@@ -26,6 +26,24 @@ export interface StepState {
   foreach?: number;
   /** Cards (markdown + images) the step published with ctx.card / kaon_step.card: card JSON artifacts. */
   cards?: ArtifactRef[];
+  /** Metrics the step logged (ctx.metrics.log, kaon_step.log_metric), oldest first: at most the latest 1,000. */
+  metrics?: Array<{ name: string; value: number; step?: number }>;
+}
+
+/** The last value of each metric of a step, in the order the names first appeared: `loss=0.12 (step 9)`. */
+export function latestMetrics(metrics: readonly { name: string; value: number; step?: number }[]): { name: string; value: number; step?: number }[] {
+  const last = new Map<string, { name: string; value: number; step?: number }>();
+  for (const m of metrics) {
+    last.delete(m.name);
+    last.set(m.name, m);
+  }
+  const order = [...new Set(metrics.map((m) => m.name))];
+  return order.map((n) => last.get(n)!);
+}
+
+/** A number as a metric reads best: 4 significant digits, integers as they are. */
+export function formatMetric(v: number): string {
+  return Number.isInteger(v) ? String(v) : Math.abs(v) >= 1e-3 && Math.abs(v) < 1e6 ? String(Number(v.toPrecision(4))) : v.toExponential(3);
 }
 
 /** One k.foreach of a run: how many items it has, so its progress is known before every item started. */

@@ -1,6 +1,6 @@
 // Terminal rendering of a run state: a static table, live progress bars (TTY) and plain change lines (logs,
 // CI, pipes). Pure functions of (state, now): the CLI owns the clock, the cursor and the output stream.
-import { countByStatus, isTerminal, sweepFraction, sweepSummary, type RunState, type StepState, type StepStatus } from './run-state';
+import { countByStatus, formatMetric, isTerminal, latestMetrics, sweepFraction, sweepSummary, type RunState, type StepState, type StepStatus } from './run-state';
 
 // Single-width glyphs only (no emoji presentation), so column maths holds in every terminal.
 export const STATUS_ICON: Readonly<Record<StepStatus, string>> = {
@@ -84,6 +84,14 @@ function detail(s: StepState): string {
   }
 }
 
+/** `loss=0.1234 acc=0.91 (+3 more)`: the last value of the first few metrics a step logged. */
+export function metricsSummary(s: StepState, max = 4): string {
+  if (!s.metrics?.length) return '';
+  const last = latestMetrics(s.metrics);
+  const shown = last.slice(0, max).map((m) => `${m.name}=${formatMetric(m.value)}`).join(' ');
+  return last.length > max ? `${shown} (+${last.length - max} more)` : shown;
+}
+
 /** `ml-demo running · 7 steps: 3 succeeded, 1 running, 3 pending · 12.3s` */
 export function renderHeader(state: RunState, now: number): string {
   const counts = Object.entries(countByStatus(state)).map(([k, v]) => `${v} ${k}`).join(', ');
@@ -116,7 +124,7 @@ export function renderTable(state: RunState, now: number): string {
   if (state.paused) lines.push(`paused${state.paused.by ? ` by ${state.paused.by}` : ''}${state.paused.note ? ` — ${state.paused.note}` : ''}: no new step starts until kaon unpause <run>`);
   lines.push('', row(['STEP', 'STATUS', 'ATTEMPTS', 'TIME', 'DETAIL']));
   for (const s of state.steps) {
-    lines.push(row([s.key, `${STATUS_ICON[s.status]} ${s.status}`, String(s.attempts), stepElapsed(s, now), detail(s)]));
+    lines.push(row([s.key, `${STATUS_ICON[s.status]} ${s.status}`, String(s.attempts), stepElapsed(s, now), [detail(s), metricsSummary(s)].filter(Boolean).join(' · ')]));
   }
   if (state.steps.length === 0) lines.push('(no steps yet)');
   if (state.failedItems.length > 0) {

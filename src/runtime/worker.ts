@@ -8,6 +8,7 @@ import { createStepActivities, type StepActivityDeps, type StepMemo } from '../e
 import { createRunnerExecutors, type RunnerDeps } from '../execution/runners';
 import { createMapActivities } from '../execution/map-activities';
 import { historyPriorSteps, type HistoryEvent, type PriorSteps } from '../execution/prior-steps';
+import { mlflowFromEnv } from '../execution/mlflow';
 import { isStepImpl, type StepImpl } from '../execution/implement';
 import { taskQueueFor } from '../workflow/options';
 import { bundlePipelines } from './bundle';
@@ -59,6 +60,8 @@ export interface KaonWorkerOptions {
    * bundlePipelines(path, { tracing: true }).
    */
   tracing?: boolean;
+  /** Records step attempts elsewhere. Default: MLflow when MLFLOW_TRACKING_URI is set, else none; pass null for none. */
+  bookkeeping?: StepActivityDeps['bookkeeping'] | null;
   /** Extra Temporal worker options (concurrency limits, interceptors…). */
   workerOptions?: Partial<Omit<WorkerOptions, 'taskQueue' | 'activities' | 'workflowsPath' | 'workflowBundle' | 'connection'>>;
 }
@@ -161,7 +164,8 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   const connection = opts.connection ?? (await NativeConnection.connect(nativeConnectionConfig().options));
   const namespace = opts.namespace ?? nativeConnectionConfig().namespace;
   const prior = priorStepsFromHistory(connection, namespace, loadDataConverter(opts.workerOptions?.dataConverter));
-  const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo, prior, ...(opts.metrics ? { metrics: opts.metrics } : {}) }), ...createMapActivities(store) };
+  const bookkeeping = opts.bookkeeping === null ? undefined : (opts.bookkeeping ?? mlflowFromEnv());
+  const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo, prior, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(bookkeeping ? { bookkeeping } : {}) }), ...createMapActivities(store) };
   const known = Object.keys(served).filter((n) => !n.startsWith('kaon.')).sort();
   const activities = {
     ...served,

@@ -31,6 +31,7 @@ interface Service {
   healthcheck?: { test?: string[] | string; disable?: boolean };
   deploy?: { replicas?: number };
   restart?: string;
+  profiles?: string[];
 }
 
 interface Compose {
@@ -123,6 +124,20 @@ describe('docker-compose.yml', () => {
     assert.equal(env(service('temporal')).POSTGRES_SEEDS, 'postgresql');
   });
 
+  test('the optional mlflow service: pinned to the release the tests use, on a profile, its UI on loopback, checked for readiness', () => {
+    const m = service('mlflow');
+    assert.deepEqual(m.profiles, ['mlflow']);
+    const version = /MLFLOW_VERSION = '([\d.]+)'/.exec(readFileSync(path.join(ROOT, 'test/support/mlflow-server.ts'), 'utf8'))?.[1];
+    assert.equal(m.image, `ghcr.io/mlflow/mlflow:v${version}`);
+    const cmd = argv(m.command);
+    assert.deepEqual(cmd.slice(0, 2), ['mlflow', 'server']);
+    assert.ok(cmd.includes('--artifacts-destination'), 'serves artifacts, so model versions carry their files');
+    assert.match(cmd[cmd.indexOf('--allowed-hosts') + 1] ?? '', /(^|,)mlflow:5000(,|$)/, 'workers reach it as mlflow:5000');
+    assert.deepEqual(m.ports, ['127.0.0.1:5000:5000']);
+    assert.match(argv(m.healthcheck?.test).join(' '), /\/health/);
+    for (const w of WORKERS) assert.equal(env(service(w)).MLFLOW_TRACKING_URI, '${MLFLOW_TRACKING_URI:-}', `${w}: MLflow off unless set`);
+  });
+
   test('every pulled image is pinned to a version tag', () => {
     for (const [name, s] of Object.entries(services)) {
       if (s.build) continue; // built locally: its Dockerfile's FROM lines are checked below
@@ -186,8 +201,8 @@ describe('docker-compose.yml', () => {
       const vars = env(service(w));
       for (const k of Object.keys(vars)) {
         if (k.startsWith('TEMPORAL_')) assert.ok(known.has(k) || k.startsWith('TEMPORAL_GRPC_META_'), `${w}: ${k} is not a Temporal envconfig variable (known: ${[...known].sort().join(', ')})`);
-        else if (k.startsWith('KAON_')) assert.ok(kaonSources.includes(k), `${w}: Kaon reads no variable named ${k}`);
-        else assert.fail(`${w}: ${k} is neither a TEMPORAL_* envconfig variable nor a KAON_* setting`);
+        else if (k.startsWith('KAON_') || k.startsWith('MLFLOW_')) assert.ok(kaonSources.includes(k), `${w}: Kaon reads no variable named ${k}`);
+        else assert.fail(`${w}: ${k} is neither a TEMPORAL_* envconfig variable nor a KAON_* or MLFLOW_* setting`);
       }
       // What the worker will actually connect to, through the same envconfig loader Kaon uses.
       const cfg = loadClientConnectConfig({ overrideEnvVars: vars, disableFile: true });
@@ -344,7 +359,8 @@ describe('docker-compose.yml against the Compose Specification (compose-go)', ()
     const r = spawnSync(composeValidator(), [COMPOSE_FILE], { encoding: 'utf8', env: cleanEnv });
     assert.equal(r.status, 0, r.stderr);
     const project = JSON.parse(r.stdout) as { services: Record<string, { depends_on?: Record<string, { condition: string }>; deploy?: { replicas?: number } }> };
-    assert.deepEqual(Object.keys(project.services).sort(), Object.keys(services).sort());
+    // Services behind a profile (mlflow) are left out of a project loaded without that profile.
+    assert.deepEqual(Object.keys(project.services).sort(), Object.keys(services).filter((n) => !services[n]!.profiles?.length).sort());
     assert.equal(project.services['kaon-worker']?.depends_on?.['temporal-setup']?.condition, 'service_completed_successfully');
     assert.equal(project.services['kaon-worker']?.deploy?.replicas, service('kaon-worker').deploy?.replicas);
   });

@@ -1,11 +1,14 @@
 // A StepContext without Temporal: records logs and heartbeats, cancels through an AbortController.
 import { readFileSync } from 'node:fs';
 import type { StepContext, StepLogger } from '../../src/execution';
+import { createStepRecord, type StepRecord } from '../../src/execution/step-record';
 
 export interface FakeContext extends StepContext {
   logs: { level: string; message: string; meta?: Record<string, unknown> }[];
   heartbeats: unknown[];
   controller: AbortController;
+  /** What the step logged with ctx.metrics and ctx.registerModel. */
+  record: StepRecord;
 }
 
 export function fakeContext(key = 'step[test]'): FakeContext {
@@ -16,6 +19,7 @@ export function fakeContext(key = 'step[test]'): FakeContext {
     logs.push({ level, message, ...(meta ? { meta } : {}) });
   };
   const log: StepLogger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+  const record = createStepRecord(`fake step (key ${key})`);
   return {
     key,
     pipeline: 'test-pipeline',
@@ -34,6 +38,9 @@ export function fakeContext(key = 'step[test]'): FakeContext {
       },
     },
     card: () => Promise.reject(new Error('fakeContext has no artifact store')),
+    metrics: record.metrics,
+    registerModel: (name, model, options) => record.registerModel(name, model, options),
+    record,
     logs,
     heartbeats,
     controller,

@@ -72,6 +72,8 @@ export interface StepResult {
   reused?: { from: 'cache' | 'resume'; runId: string };
   /** Cards the step published (card JSON artifacts). */
   cards?: ArtifactRef[];
+  /** The step's metrics (ctx.metrics.log, kaon_step.log_metric): the latest 1,000. */
+  metrics?: Array<{ name: string; value: number; step?: number }>;
 }
 
 /** Details Kaon attaches to step failures (ApplicationFailure.details[0]). */

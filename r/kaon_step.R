@@ -1,0 +1,152 @@
+# Kaon step helper for R scripts run by command(['Rscript', 'fit.R']) steps. Depends only on jsonlite.
+#
+#   source(Sys.getenv("KAON_R_HELPER"))        # Kaon sets KAON_R_HELPER for every step process
+#   p <- kaon_inputs()                          # the step's validated input (a list)
+#   d <- read.csv(kaon_input_path("data"))      # a local file for the artifact input at "data"
+#   kaon_progress(0.5, "fitting")
+#   kaon_log_metric("aic", AIC(fit))
+#   plot <- kaon_save_artifact("fit.png", media_type = "image/png")
+#   kaon_output(list(coefficients = as.list(coef(fit)), plot = plot))
+#
+# Messages go to a dedicated pipe ($KAON_PROTOCOL_FD) as JSON lines, so print() and message() never collide with
+# them. kaon_bad_input() exits 65: bad input, not retried. Any other error (stop()) exits 1 and is retried.
+
+suppressPackageStartupMessages(library(jsonlite))
+
+.kaon <- new.env()
+.kaon$channel <- NULL
+.kaon$inputs <- NULL
+.kaon$output_written <- FALSE
+
+# jsonlite prints at most 15 significant digits; doubles go out as the shortest text that reads back the same.
+.kaon_num <- function(v) {
+  s <- sprintf("%.15g", v)
+  off <- is.finite(v) & suppressWarnings(as.numeric(s)) != v
+  s[off] <- sprintf("%.17g", v[off])
+  s[is.na(v) | !is.finite(v)] <- "null"
+  s
+}
+.kaon_exact <- function(x) {
+  if (is.list(x) && !is.data.frame(x)) {
+    for (i in seq_along(x)) if (!is.null(x[[i]])) x[[i]] <- .kaon_exact(x[[i]])
+    return(x)
+  }
+  if (is.double(x) && is.null(dim(x)) && !inherits(x, "json")) {
+    s <- .kaon_num(as.vector(x))
+    return(structure(if (length(s) == 1) s else paste0("[", paste(s, collapse = ","), "]"), class = "json"))
+  }
+  x
+}
+
+.kaon_send <- function(message) {
+  line <- as.character(jsonlite::toJSON(.kaon_exact(message), auto_unbox = TRUE, null = "null", na = "null", json_verbatim = TRUE))
+  if (is.null(.kaon$channel)) {
+    fd <- Sys.getenv("KAON_PROTOCOL_FD", unset = "")
+    if (fd == "") {
+      cat("kaon: ", line, "\n", sep = "", file = stderr())  # not run by Kaon
+      return(invisible(NULL))
+    }
+    if (!grepl("^[0-9]+$", fd)) stop(sprintf("KAON_PROTOCOL_FD is %s, not a file descriptor number", fd))
+    # The fd is a socket (Node's pipes are), which file("/dev/fd/3") cannot open; a child cat can write to it.
+    .kaon$channel <- pipe(sprintf("exec cat >&%s", fd), open = "w", encoding = "UTF-8")
+  }
+  writeLines(line, .kaon$channel)
+  flush(.kaon$channel)
+  invisible(NULL)
+}
+
+# The step's input (validated by Kaon against the step's schema), from $KAON_INPUT. Arrays of scalars become
+# vectors, arrays of objects lists (jsonlite's simplifyVector = TRUE, simplifyDataFrame = FALSE).
+kaon_inputs <- function() {
+  if (is.null(.kaon$inputs)) {
+    path <- Sys.getenv("KAON_INPUT", unset = "")
+    if (path == "") stop("KAON_INPUT is not set: run this script as a Kaon step, or set KAON_INPUT=input.json to try it by hand")
+    .kaon$inputs <- jsonlite::fromJSON(path, simplifyVector = TRUE, simplifyDataFrame = FALSE, simplifyMatrix = FALSE)
+  }
+  .kaon$inputs
+}
+
+# Local file paths of the input's artifacts, by field path: list(data = "/tmp/...", `models[0]` = ...).
+kaon_input_paths <- function() {
+  text <- Sys.getenv("KAON_INPUT_PATHS", unset = "{}")
+  jsonlite::fromJSON(if (text == "") "{}" else text, simplifyVector = TRUE)
+}
+
+# The local file of the artifact input at `field` (e.g. "data" or "models[0]").
+kaon_input_path <- function(field) {
+  paths <- kaon_input_paths()
+  if (is.null(paths[[field]])) {
+    known <- if (length(paths)) paste(sort(names(paths)), collapse = ", ") else "none"
+    stop(sprintf("no artifact input at '%s' (artifact inputs: %s)", field, known))
+  }
+  paths[[field]]
+}
+
+# A folder whose files become artifacts of this step when it succeeds.
+kaon_output_dir <- function() {
+  d <- Sys.getenv("KAON_OUTPUT_DIR", unset = "")
+  if (d == "") getwd() else d
+}
+
+# Report progress: a fraction in [0, 1] (or NULL) and a message. Kaon heartbeats it to Temporal.
+kaon_progress <- function(fraction, message = "") {
+  if (!is.null(fraction)) {
+    fraction <- as.numeric(fraction)
+    if (is.na(fraction) || fraction < 0 || fraction > 1) stop(sprintf("progress fraction must be between 0 and 1, got %s", format(fraction)))
+  }
+  msg <- list(type = "progress", fraction = fraction)
+  if (nzchar(message)) msg$message <- as.character(message)
+  .kaon_send(msg)
+}
+
+# A log line at a level (debug, info, warn, error), kept apart from stdout.
+kaon_log <- function(message, level = "info") {
+  if (!level %in% c("debug", "info", "warn", "warning", "error")) stop(sprintf("log level must be debug, info, warn or error, got '%s'", level))
+  .kaon_send(list(type = "log", level = level, message = paste(as.character(message), collapse = " ")))
+}
+
+# A step metric: a finite number, with an optional integer step. NaN, NA or Inf stop the step as bad input.
+kaon_log_metric <- function(name, value, step = NULL) {
+  if (!is.numeric(value) || length(value) != 1 || !is.finite(value)) {
+    kaon_bad_input(sprintf("metric '%s' has the value %s, not a finite number. To fix: log a finite number (check for a division by zero or a diverging fit)", name, format(value)))
+  }
+  msg <- list(type = "metric", name = as.character(name), value = as.numeric(value))
+  if (!is.null(step)) {
+    if (!is.numeric(step) || step != round(step)) kaon_bad_input(sprintf("metric '%s' has step %s, not an integer", name, format(step)))
+    msg$step <- as.integer(step)
+  }
+  .kaon_send(msg)
+}
+
+# Keep the file at `path` as an artifact; returns a placeholder to put in kaon_output(), replaced by its ArtifactRef.
+kaon_save_artifact <- function(path, name = NULL, media_type = NULL) {
+  path <- normalizePath(path, mustWork = FALSE)
+  if (!file.exists(path) || dir.exists(path)) stop(sprintf("kaon_save_artifact: no file at %s", path))
+  if (is.null(name)) name <- basename(path)
+  msg <- list(type = "artifact", path = path, name = name)
+  if (!is.null(media_type)) msg$mediaType <- media_type
+  .kaon_send(msg)
+  list(`$artifact` = name)
+}
+
+# Register an artifact (an input ref, or what kaon_save_artifact returned) as a version of model `name`.
+kaon_register_model <- function(name, artifact, description = NULL, tags = NULL) {
+  msg <- list(type = "model", name = as.character(name), artifact = artifact)
+  if (!is.null(description)) msg$description <- as.character(description)
+  if (!is.null(tags)) msg$tags <- lapply(tags, as.character)
+  .kaon_send(msg)
+}
+
+# The step's result: a list that becomes JSON (length-1 vectors become scalars). Call exactly once.
+kaon_output <- function(value) {
+  if (.kaon$output_written) stop("kaon_output() was already called; a step has exactly one output")
+  .kaon_send(list(type = "output", value = value))
+  .kaon$output_written <- TRUE
+  invisible(NULL)
+}
+
+# Stop with exit code 65: the input is wrong and retrying cannot help. `message` should name the field.
+kaon_bad_input <- function(message) {
+  cat("bad input: ", message, "\n", sep = "", file = stderr())
+  quit(save = "no", status = 65)
+}
