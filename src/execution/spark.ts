@@ -260,6 +260,10 @@ export class SparkWatcher {
 const ANALYSIS = /\b(AnalysisException|ParseException|UNRESOLVED_COLUMN|UNRESOLVED_ROUTINE|PARSE_SYNTAX_ERROR|TABLE_OR_VIEW_NOT_FOUND|PATH_NOT_FOUND|DATATYPE_MISMATCH)\b/;
 /** A lost executor (killed, out of memory, its machine gone): another attempt can succeed. */
 const LOST = /ExecutorLostFailure|Lost executor|Executor lost|Worker lost|FetchFailed|Remote RPC client disassociated/i;
+const INFO = /^\d\d\/\d\d\/\d\d \d\d:\d\d:\d\d INFO /;
+const FRAME = /^\s+at |^\s*\.\.\. \d+ more$/;
+const LOG_PREFIX = /^\d\d\/\d\d\/\d\d \d\d:\d\d:\d\d \w+ [\w$.]+: /;
+const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}…` : s);
 const EXCEPTION = /\b[\w.$]*(Exception|Error)\b:|Job aborted due to stage failure/;
 
 /** Keeps the lines of a driver log that name exceptions (bounded), to classify a failure after exit. */
@@ -278,40 +282,44 @@ export class SparkErrorScan {
 export function classifySparkFailure(err: unknown, scan: SparkErrorScan, label: string): unknown {
   if (!(err instanceof KaonError) || (err.code !== ErrorCode.processFailed && err.code !== ErrorCode.badInput)) return err;
   const details = err.details as { tail?: string[]; exitCode?: number | null } | undefined;
-  if (details?.tail === undefined) return err; // did not start
-  const tail = formatTail(details.tail.map((line) => ({ stream: 'stderr' as const, line })), 20);
+  const lines = details?.tail;
+  if (!details || lines === undefined) return err; // did not start
+  const useful = lines.filter((l) => !INFO.test(l) && !FRAME.test(l));
+  const last = (n: number, bytes: number) =>
+    `\ndriver log, last lines${useful.length ? ' (INFO lines and stack frames left out)' : ''}:\n${formatTail((useful.length ? useful : lines).map((line) => ({ stream: 'stderr' as const, line: clip(line, 160) })), n, bytes)}`;
+  const compact = { exitCode: details.exitCode, signal: (details as { signal?: unknown }).signal ?? null };
   const analysis = scan.exceptions.find((l) => ANALYSIS.test(l));
   const aborted = scan.exceptions.find((l) => /Job aborted due to stage failure/.test(l));
   const lost = aborted && LOST.test(aborted) ? aborted : aborted ? undefined : scan.exceptions.find((l) => LOST.test(l));
   const exception = analysis ?? lost ?? aborted ?? scan.exceptions.at(-1);
-  const quoted = exception ? `: ${exception.trim()}` : '';
-  const last = `\ndriver log, last lines:\n${tail}`;
+  const quoted = exception ? `: ${clip(exception.replace(LOG_PREFIX, '').trim(), 400)}` : '';
   if (analysis) {
     return new KaonError({
       code: ErrorCode.badInput,
-      what: `${label} failed with a Spark analysis error (bad input, not retried)${quoted}${last}`,
+      what: `${label} failed with a Spark analysis error (bad input, not retried)${quoted}${last(20, 2000)}`,
       fix: 'the job refers to a column, table, path or SQL its input does not have: correct the job or its input; a retry would fail the same way',
       retryable: false,
-      details,
+      details: compact,
       cause: err,
     });
   }
   if (lost) {
     return new KaonError({
       code: ErrorCode.processFailed,
-      what: `${label} failed because Spark lost an executor (retried)${quoted}${last}`,
+      // Short: Temporal shows a retried attempt's failure (message and stack, which repeats it) only under 4 KiB.
+      what: `${label} failed because Spark lost an executor (retried)${quoted}${last(6, 600)}`,
       fix: 'executors die when killed, out of memory (raise spark.executor.memory) or when their machine goes; the step is retried by its retry policy',
       retryable: true,
-      details,
+      details: compact,
       cause: err,
     });
   }
   return new KaonError({
     code: err.code,
-    what: `${label} ${details.exitCode === null ? 'was killed' : `exited with code ${String(details.exitCode)}`}${quoted}${last}`,
+    what: `${label} ${details.exitCode === null ? 'was killed' : `exited with code ${String(details.exitCode)}`}${quoted}${err.retryable ? last(6, 600) : last(20, 2000)}`,
     fix: err.fix ?? 'see the Spark exception and the driver log above',
     retryable: err.retryable,
-    details,
+    details: compact,
     cause: err,
   });
 }
