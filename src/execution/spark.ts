@@ -182,7 +182,9 @@ export function summariseJobs(jobs: readonly JobData[], stages: readonly StageDa
 }
 
 export function progressMessage(p: SparkProgress): string {
-  return `stage ${p.stage}/${p.stages}, tasks ${p.tasksDone}/${p.tasks}${p.activeStage ? ` (${p.activeStage.split('\n')[0]!.slice(0, 60)})` : ''}`;
+  // Stage names carry the call site with its full path: "collect at /srv/app/jobs/als.py:31" → "collect at als.py:31".
+  const name = p.activeStage?.split('\n')[0]!.replace(/(^|\s)\/\S*\//g, '$1').slice(0, 60);
+  return `stage ${p.stage}/${p.stages}, tasks ${p.tasksDone}/${p.tasks}${name ? ` (${name})` : ''}`;
 }
 
 /** Spark 3.5 logs the UI's port; the driver runs on this machine (client mode), so it is polled on loopback. */

@@ -5,7 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RunFailedError } from '../../src/client';
 import { ErrorCode } from '../../src/definition/errors';
-import { checkJava, parseJavaVersion, summariseJobs, progressMessage } from '../../src/execution/spark';
+import { KaonError } from '../../src/definition/errors';
+import { checkJava, classifySparkFailure, parseJavaVersion, progressMessage, SparkErrorScan, summariseJobs } from '../../src/execution/spark';
 import { defaultExecutors, type KaonWorker } from '../../src/runtime/worker';
 import * as activities from './fixtures/activities';
 import { sparkSum } from './fixtures/workflows';
@@ -103,8 +104,27 @@ describe('spark() helpers', () => {
         { stageIds: [0, 1], numTasks: 20, numCompletedIndices: 20, numCompletedStages: 2 },
         { stageIds: [2, 3, 4], numTasks: 30, numCompletedIndices: 5, numCompletedStages: 0, numSkippedStages: 1, numSkippedTasks: 10, numActiveStages: 1 },
       ],
-      [{ status: 'ACTIVE', name: 'collect at als.py:40' }],
+      [{ status: 'ACTIVE', name: 'collect at /srv/app/jobs/als.py:40' }],
     );
     assert.equal(progressMessage(p), 'stage 4/5, tasks 35/50 (collect at als.py:40)');
+  });
+
+  test('a lost executor is classified retryable with a message short enough for Temporal to keep', () => {
+    const log = [
+      '26/12/02 01:34:01 INFO DAGScheduler: Submitting 4 missing tasks',
+      '26/12/02 01:34:08 ERROR TaskSchedulerImpl: Lost executor 0 on 127.0.0.1: Command exited with code 137',
+      `26/12/02 01:34:08 INFO TaskSchedulerImpl: Killing all running tasks in stage 0: Stage cancelled: Job aborted due to stage failure: Task 0 in stage 0.0 failed 1 times, most recent failure: Lost task 0.0 in stage 0.0 (TID 0) (127.0.0.1 executor 0): ExecutorLostFailure (executor 0 exited caused by one of the running tasks) Reason: Command exited with code 137 ${'x'.repeat(3000)}`,
+      'py4j.protocol.Py4JJavaError: An error occurred while calling o45.collect.',
+      ...Array.from({ length: 40 }, (_, i) => `\tat org.apache.spark.Frame${i}.run(Frame.scala:${i})`),
+    ];
+    const scan = new SparkErrorScan();
+    for (const line of log) scan.onLine({ stream: 'stderr', line });
+    const failed = new KaonError({ code: ErrorCode.processFailed, what: 'x exited with code 1', fix: 'f', retryable: true, details: { exitCode: 1, signal: null, tail: log } });
+    const err = classifySparkFailure(failed, scan, 'Spark step "s" (key s)') as KaonError;
+    assert.equal(err.retryable, true);
+    assert.match(err.message, /lost an executor \(retried\): Job aborted due to stage failure: .*ExecutorLostFailure/);
+    assert.match(err.message, /Py4JJavaError/, 'the driver log\'s last lines');
+    assert.doesNotMatch(err.message, /Frame\d/, 'stack frames left out');
+    assert.ok(Buffer.byteLength(err.message) < 1600, `short: ${Buffer.byteLength(err.message)} bytes`);
   });
 });

@@ -48,7 +48,7 @@ async function executorsRunning(run: { progress(): Promise<{ steps: { key: strin
   for (let i = 0; i < 1200; i++) {
     const s = (await run.progress()).steps.find((x) => x.key === 'sum');
     // The slow job's stage (not the quick CSV schema inference before it) is active: its tasks are sleeping.
-    const slow = /tasks \d+\/\d+ \(collect at .*count\.py/.test(s?.progress?.message ?? '');
+    const slow = /tasks \d+\/\d+ \(collect at count\.py:/.test(s?.progress?.message ?? '');
     const pids = findProcesses(EXECUTOR);
     if (slow && pids.length) return pids;
     await sleep(250);
