@@ -1,5 +1,5 @@
 // The reference pipeline's two trainers on the same seeded data: NDCG@20, lift over the popularity baseline,
-// trainings per country and wall time. `npm run bench:trainers`; reports, never fails. Warm environments.
+// trainings per country and wall time. `npm run bench:trainers [-- sklearn|spark-als]`; reports, never fails.
 import path from 'node:path';
 import { retrainRecommender } from '../workflows/recommender';
 import { withBenchWorker } from './support';
@@ -7,7 +7,9 @@ import { withBenchWorker } from './support';
 async function main(): Promise<void> {
   await withBenchWorker('bench-trainers', () => ({}), async ({ kaon, tmp }) => {
     const rows: string[] = [];
-    for (const trainer of ['sklearn', 'spark-als'] as const) {
+    const all = ['sklearn', 'spark-als'] as const;
+    const picked = all.filter((t) => process.argv.slice(2).length === 0 || process.argv.includes(t));
+    for (const trainer of picked) {
       const t = Date.now();
       const run = await kaon.start(retrainRecommender, { registry: path.join(tmp, `registry-${trainer}`), trainer }, { cache: 'off' });
       const r = await run.result();
