@@ -1,7 +1,7 @@
 // Step contracts of the reference pipeline `retrain-recommender`. Python steps carry a python() descriptor
 // (plain data, resolved on the worker); championChallenger is a TS step implemented in recommender.impl.ts.
 import { z } from 'zod';
-import { ArtifactRef, defineStep, python } from 'kaon';
+import { ArtifactRef, defineStep, python, spark } from 'kaon';
 
 /** One virtualenv for all Python steps of this pipeline, built by Kaon on first use (cached under .kaon/venvs). */
 export const RECSYS_REQUIREMENTS = ['numpy==2.3.4', 'scipy==1.16.3', 'scikit-learn==1.7.2', 'matplotlib==3.10.7'] as const;
@@ -99,6 +99,24 @@ export const trainRecommender = defineStep({
   timeout: '30m',
   heartbeat: '2m',
 });
+
+/** The Spark trainer: the same contract as trainRecommender, so evaluation and champion/challenger are unchanged. */
+export const trainRecommenderAls = defineStep({
+  name: 'trainRecommenderAls',
+  version: 1,
+  description: 'Matrix factorisation (Spark MLlib ALS, implicit feedback)',
+  input: trainRecommender.input,
+  output: trainRecommender.output,
+  // local[2] unless the worker sets KAON_SPARK_MASTER (a cluster); numpy reads the .npz split in the driver.
+  run: spark({ app: 'activities/spark/als.py', requirements: ['numpy==2.3.4'], conf: { 'spark.sql.shuffle.partitions': '4' } }),
+  cache: true,
+  timeout: '30m',
+  heartbeat: '2m',
+});
+
+/** Which trainer the reference pipelines use. */
+export const Trainer = z.enum(['sklearn', 'spark-als']);
+export type Trainer = z.infer<typeof Trainer>;
 
 export const evaluateRecommender = defineStep({
   name: 'evaluateRecommender',

@@ -8,7 +8,7 @@
     k.log_metric("accuracy", 0.93)        # run state, board, MLflow (when configured)
     k.output({"model": model, "accuracy": 0.93})
 
-Messages go to a dedicated pipe ($KAON_PROTOCOL_FD) as JSON lines, so print() and logging never collide with
+Messages go to a dedicated pipe ($KAON_PROTOCOL_FD; a file, $KAON_PROTOCOL_FILE, in Spark drivers) as JSON lines, so print() and logging never collide with
 them. Exit code 65 (see bad_input) means "bad input, do not retry"; any other non-zero exit is retried.
 """
 
@@ -29,6 +29,11 @@ _output_written = False
 def _channel():
     global _stream
     if _stream is None:
+        # A Spark driver is a grandchild of spark-submit's JVM, which closes inherited fds: Kaon gives it a file.
+        file = os.environ.get("KAON_PROTOCOL_FILE")
+        if file:
+            _stream = open(file, "a", encoding="utf-8")
+            return _stream
         fd = os.environ.get("KAON_PROTOCOL_FD")
         if fd is None:
             return None  # not run by Kaon: messages go to stderr (see _send)

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { startDevServer } from '../src/runtime/dev-server';
 
 /** Tiers run only when named (`npm run test:board`): the browser tests take minutes. */
-// Own tiers, run after npm test in .ci/run: board (headless Chromium), mlflow (starting an MLflow server takes 30 s or more).
-const OWN_TIERS = new Set(['board', 'mlflow']);
+// Own tiers, run after npm test in .ci/run: board (headless Chromium), mlflow (starting MLflow takes 30 s or more), spark.
+const OWN_TIERS = new Set(['board', 'mlflow', 'spark']);
 
 function findTests(dir: string, top = true): string[] {
   return readdirSync(dir).flatMap((name) => {

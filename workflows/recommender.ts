@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ArtifactRef, scheduledDate } from 'kaon';
 import { definePipeline, type Kaon } from 'kaon/workflow';
 import {
-  championChallenger, CountrySpec, evaluateRecommender, featurize, Hyperparameters, ingest, publishModel, trainRecommender, validateData,
+  championChallenger, CountrySpec, evaluateRecommender, featurize, Hyperparameters, ingest, publishModel, Trainer, trainRecommender, trainRecommenderAls, validateData,
   type RankingMetrics,
 } from '../activities/recommender';
 
@@ -38,12 +38,14 @@ export const RecommenderParams = z.object({
   holdoutFraction: z.number().gt(0).lt(1).default(0.2),
   minRows: z.number().int().min(0).default(1000),
   maxNullRate: z.number().min(0).max(1).default(0.01),
+  /** 'sklearn' (NMF, fast; the default) or 'spark-als' (Spark MLlib ALS in a spark() step: needs Java 17+). */
+  trainer: Trainer.default('sklearn'),
   /** Model registry folder, on the workers' file system. */
   registry: z.string().default('.kaon/registry'),
 });
 
 /** What training one country needs (the reference pipelines share these settings). */
-type TrainSettings = Pick<z.output<typeof RecommenderParams>, 'seed' | 'k' | 'minLift' | 'grid' | 'maxRetrains' | 'epochs' | 'itersPerEpoch' | 'holdoutFraction'>;
+type TrainSettings = Pick<z.output<typeof RecommenderParams>, 'seed' | 'k' | 'minLift' | 'grid' | 'maxRetrains' | 'epochs' | 'itersPerEpoch' | 'holdoutFraction'> & { trainer?: Trainer };
 
 /**
  * featurize → train ⟲ evaluate for one country: the validation loop retrains with the next hyperparameters
@@ -55,7 +57,8 @@ async function trainCountry(k: Kaon, p: TrainSettings, country: string, interact
   for (;;) {
     const hp = p.grid[Math.min(trainings, p.grid.length - 1)]!;
     trainings++;
-    const trained = await k.step(trainRecommender, { country, train: features.train, rank: hp.rank, l2: hp.l2, epochs: p.epochs, itersPerEpoch: p.itersPerEpoch, seed: p.seed }, { key: 'train' });
+    const input = { country, train: features.train, rank: hp.rank, l2: hp.l2, epochs: p.epochs, itersPerEpoch: p.itersPerEpoch, seed: p.seed };
+    const trained = p.trainer === 'spark-als' ? await k.step(trainRecommenderAls, input, { key: 'train' }) : await k.step(trainRecommender, input, { key: 'train' });
     const metrics = await k.step(evaluateRecommender, { country, model: trained.model, train: features.train, holdout: features.holdout, k: p.k }, { key: 'evaluate' });
     const accepted = metrics.lift >= p.minLift;
     if (accepted || trainings > p.maxRetrains || trainings >= p.grid.length) {
@@ -120,7 +123,7 @@ export const retrainRecommender = definePipeline({
         version: pub?.version ?? null,
       };
     });
-    return { date: p.date, version, countries: outcomes, table: renderTable(outcomes, p.k) };
+    return { date: p.date, version, trainer: p.trainer, countries: outcomes, table: renderTable(outcomes, p.k) };
   },
 });
 

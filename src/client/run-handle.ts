@@ -165,8 +165,10 @@ export class RunHandle<R = unknown, M extends Record<string, z.ZodType> = Record
         s.status = 'waiting';
         s.note = 'waiting for worker';
       }
-      const hb = decode(pa.heartbeatDetails) as { fraction?: number; message?: string } | undefined;
-      if (hb && typeof hb === 'object') s.progress = { ...(hb.fraction !== undefined ? { fraction: hb.fraction } : {}), ...(hb.message ? { message: hb.message } : {}) };
+      const hb = decode(pa.heartbeatDetails) as { fraction?: number; message?: string; url?: string } | undefined;
+      if (hb && typeof hb === 'object') {
+        s.progress = { ...(hb.fraction !== undefined ? { fraction: hb.fraction } : {}), ...(hb.message ? { message: hb.message } : {}), ...(typeof hb.url === 'string' ? { url: hb.url } : {}) };
+      }
     }
     await Promise.all(state.steps.filter((s) => s.sweep && s.status === 'running').map((s) => this.liveSweep(s)));
     return state;

@@ -9,7 +9,7 @@
  *   retry: { maximumAttempts: 3 }, timeout: '10m',
  * });
  */
-export { defineStep, python, command, isStepDef, type StepDef, type StepConfig, type StepOptions, type StepRunner, type CacheOptions, type StepInput, type StepParsedInput, type StepReturn, type StepOutput } from './step';
+export { defineStep, python, command, spark, isStepDef, type SparkOptions, type SparkApp, type StepDef, type StepConfig, type StepOptions, type StepRunner, type CacheOptions, type StepInput, type StepParsedInput, type StepReturn, type StepOutput } from './step';
 export { isPipeline, type Pipeline, type AnyPipeline, type PipelineMeta, type PipelineParams, type PipelineResult } from './pipeline';
 export { ArtifactRef, Producer, isArtifactRef } from './artifact-ref';
 export { Sweep, isSweep, type SweepLine } from './sweep';

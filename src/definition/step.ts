@@ -10,11 +10,43 @@ import { ErrorCode, KaonError } from './errors';
  */
 export type StepRunner =
   | { kind: 'process'; argv: readonly string[]; env?: Readonly<Record<string, string>>; cwd?: string }
-  | { kind: 'python'; script: string; requirements?: readonly string[]; args?: readonly string[] };
+  | { kind: 'python'; script: string; requirements?: readonly string[]; args?: readonly string[] }
+  | ({ kind: 'spark' } & SparkOptions);
+
+/** A Spark application: a PySpark script, or a JVM jar and its main class. */
+export type SparkApp = string | { jar: string; mainClass: string };
+
+export interface SparkOptions {
+  /** `'jobs/als.py'` (relative to the project root), or `{ jar, mainClass }`. */
+  app: SparkApp;
+  /**
+   * Where it runs: `local[2]` (default), `spark://host:7077`, `k8s://https://…`, `yarn`. $KAON_SPARK_MASTER on the
+   * worker overrides the default (not an explicit master), so the same step moves to a cluster with no code change.
+   */
+  master?: string;
+  /** `--conf` settings, e.g. `{ 'spark.executor.memory': '2g' }`. */
+  conf?: Readonly<Record<string, string>>;
+  /** Maven coordinates for `--packages`, e.g. `org.apache.hadoop:hadoop-aws:3.3.4` (s3a:// inputs). */
+  packages?: readonly string[];
+  /** `--py-files`: .py/.zip/.egg files shipped to the executors (relative to the project root). */
+  pyFiles?: readonly string[];
+  /** Extra PyPI packages for the driver's and executors' Python, next to Kaon's pinned pyspark. */
+  requirements?: readonly string[];
+  /** Arguments after the application. */
+  args?: readonly string[];
+}
 
 /** A Python script step (executed with a virtualenv built from `requirements` on first use). */
 export function python(script: string, opts: { requirements?: readonly string[]; args?: readonly string[] } = {}): StepRunner {
   return { kind: 'python', script, ...opts };
+}
+
+/**
+ * A Spark step: runs `spark-submit` (client mode, so the driver speaks the same protocol as python() steps) from
+ * the pinned pyspark Kaon installs into a cached environment. Needs Java 17+ on the worker.
+ */
+export function spark(opts: SparkOptions): StepRunner {
+  return { kind: 'spark', ...opts };
 }
 
 /** Any program as an argv array (never through a shell): R, shell scripts, Spark submit, binaries. */

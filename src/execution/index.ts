@@ -7,7 +7,7 @@
  *   return { accuracy: 0.9 };
  * });
  *
- * // Steps in any language: python()/command() contracts run through the runner executors.
+ * // Steps in any language: python()/command()/spark() contracts run through the runner executors.
  * const worker = await createKaonWorker({ ..., executors: createRunnerExecutors({ artifacts }) });
  */
 export { implementStep, isStepImpl, type StepContext, type StepFn, type StepImpl, type StepLogger } from './implement';
@@ -28,3 +28,4 @@ export { createLocalStepRunner, type LocalStepCall, type LocalStepEvent, type Lo
 export { ensurePythonEnv, pythonEnvKey, type PythonEnvOptions } from './python-env';
 export { createRunnerExecutors, findArtifactRefs, KAON_PYTHON_HELPERS, type ArtifactIO, type RunnerDeps } from './runners';
 export { historyPriorSteps, type HistoryEvent, type PriorStep, type PriorSteps } from './prior-steps';
+export { checkJava, ensureSparkEnv, PYSPARK_VERSION, sparkMaster, type SparkEnv } from './spark';

@@ -21,7 +21,7 @@
  *   {"type":"model","name":"recommender-US","artifact":<an ArtifactRef or {"$artifact": name}>,"description":"…","tags":{…}}
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { z } from 'zod';
 import { ErrorCode, KaonError } from '../definition/errors';
 import type { StepLogger } from './implement';
@@ -98,6 +98,11 @@ export interface RunProcessOptions {
   /** Bounds of the kept tail. Default 50 lines / 16 KiB. */
   tailLines?: number;
   tailBytes?: number;
+  /**
+   * Also read protocol lines appended to this file (for programs whose launcher closes fd 3, like a Spark driver
+   * under spark-submit's JVM). Polled while the program runs and read to the end after it exits.
+   */
+  protocolFile?: string;
 }
 
 export interface ProcessResult {
@@ -362,7 +367,7 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   };
   const stdout = new LineSplitter(MAX_LOG_LINE, (l, d) => onStd('stdout', l, d));
   const stderr = new LineSplitter(MAX_LOG_LINE, (l, d) => onStd('stderr', l, d));
-  const protocol = new LineSplitter(MAX_PROTOCOL_LINE, (line, dropped) => {
+  const onProtocolLine = (line: string, dropped: number) => {
     if (!line.trim() && !dropped) return;
     if (dropped) {
       malformed.push(`a protocol line over ${MAX_PROTOCOL_LINE / 1024} KiB (${truncate(line, 120)}); data this large belongs in an artifact: save_artifact() or $KAON_OUTPUT_DIR`);
@@ -413,7 +418,9 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
         break;
       }
     }
-  });
+  };
+  const protocol = new LineSplitter(MAX_PROTOCOL_LINE, onProtocolLine);
+  const fileProtocol = new LineSplitter(MAX_PROTOCOL_LINE, onProtocolLine);
 
   const streamsClosed = Promise.all(
     [
@@ -438,6 +445,27 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
     ),
   );
 
+  // The protocol file: read what was appended since the last poll (it appears when the program first writes).
+  const file = opts.protocolFile;
+  let fileFd: number | undefined;
+  let filePos = 0;
+  const fileBuf = Buffer.alloc(64 * 1024);
+  const readProtocolFile = () => {
+    if (file === undefined) return;
+    try {
+      fileFd ??= openSync(file, 'r');
+    } catch {
+      return; // not written yet
+    }
+    for (;;) {
+      const n = readSync(fileFd, fileBuf, 0, fileBuf.length, filePos);
+      if (n <= 0) return;
+      filePos += n;
+      fileProtocol.push(fileBuf.subarray(0, n));
+    }
+  };
+  const filePoll = file !== undefined ? setInterval(readProtocolFile, 250) : undefined;
+
   let stoppedBy: 'timeout' | 'abort' | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (why: 'timeout' | 'abort') => {
@@ -460,6 +488,12 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   // A grandchild that escaped the group (setsid) could hold the pipes open; do not wait for it forever.
   const drained = await Promise.race([streamsClosed.then(() => true), sleep(2000).then(() => false)]);
   if (!drained) for (const s of child.stdio) s?.destroy();
+  if (filePoll) {
+    clearInterval(filePoll);
+    readProtocolFile();
+    if (fileFd !== undefined) closeSync(fileFd);
+    fileProtocol.end();
+  }
 
   const durationMs = Date.now() - started;
   const lastLines = formatTail(tail.get());

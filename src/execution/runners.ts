@@ -1,6 +1,6 @@
 /**
- * Executors for steps whose contract carries a `run` descriptor: `command(argv)` (any program — R, shell, binaries)
- * and `python(script, { requirements, args })`. Each attempt gets a private work dir:
+ * Executors for steps whose contract carries a `run` descriptor: `command(argv)` (any program — R, shell, binaries),
+ * `python(script, { requirements, args })` and `spark({ app, … })` (spark-submit, see spark.ts). Each attempt gets a private work dir:
  *   $KAON_INPUT        the validated input as JSON
  *   $KAON_INPUT_PATHS  JSON map field path → local file of each artifact input ("features", "models[0]")
  *   $KAON_OUTPUT_DIR   files left here become artifacts of the step
@@ -22,6 +22,7 @@ import type { RunnerExecutor } from './activities';
 import type { StepContext, StepLogger } from './implement';
 import { runProcess, type ArtifactMessage, type TailLine } from './process';
 import { ensurePythonEnv, type PythonEnvOptions } from './python-env';
+import { classifySparkFailure, driverHost, ensureSparkEnv, SparkErrorScan, sparkMaster, sparkSubmitArgs, SparkWatcher } from './spark';
 
 /** The folder holding kaon_step.py (shipped with the package, next to src/); put on PYTHONPATH of every step process. */
 export const KAON_PYTHON_HELPERS = path.resolve(__dirname, '..', '..', 'python');
@@ -56,15 +57,34 @@ export interface RunnerDeps {
   keepWorkDir?: boolean;
   /** How often a changed log tail is re-heartbeated. Default 2000 ms. */
   tailHeartbeatMs?: number;
+  /** How often a Spark step's REST API is polled for progress. Default 1000 ms. */
+  sparkPollMs?: number;
 }
 
 type Kind = StepRunner['kind'];
 
-interface Launch {
+/** Extra heartbeat fields a launcher reports while its program runs (e.g. the Spark UI link). */
+export interface LaunchProgress {
+  fraction?: number;
+  message?: string;
+  /** A page to watch the step on (the Spark UI); kept in the heartbeat and the run state. */
+  url?: string;
+}
+
+/** How an executor starts its program; the hooks let a kind (Spark) observe and classify it. */
+export interface Launch {
   argv: string[];
   env?: Record<string, string>;
   cwd: string;
   label: string;
+  /** Read protocol lines from this file too (see RunProcessOptions.protocolFile); passed as $KAON_PROTOCOL_FILE. */
+  protocolFile?: string;
+  /** Sees every stdout/stderr line. */
+  onLine?: (line: TailLine) => void;
+  /** Starts watching the running program; `report` merges into the heartbeat. Returns the stop function. */
+  watch?: (report: (p: LaunchProgress) => void) => () => void;
+  /** Reclassifies a failure of the program (the error runProcess threw). */
+  mapError?: (err: unknown) => unknown;
 }
 
 const MEDIA_TYPES: Record<string, string> = {
@@ -213,17 +233,23 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
         KAON_PIPELINE: ctx.pipeline,
         KAON_RUN_ID: ctx.runId,
         KAON_ATTEMPT: String(ctx.attempt),
+        ...(l.protocolFile !== undefined ? { KAON_PROTOCOL_FILE: l.protocolFile } : {}),
       };
 
       // Heartbeat details: the last progress plus the last few log lines (kept short: they travel on every beat).
+      // A program's own progress wins over a launcher's (Spark stages), whose message is then appended.
       let progress: { fraction?: number; message?: string } = {};
+      let watched: LaunchProgress = {};
       const recent: string[] = [];
       let dirty = false;
       const beat = () => {
         dirty = false;
-        ctx.heartbeat({ ...progress, tail: [...recent] });
+        const fraction = progress.fraction ?? watched.fraction;
+        const message = [progress.message, watched.message].filter(Boolean).join(' · ');
+        ctx.heartbeat({ ...(fraction !== undefined ? { fraction } : {}), ...(message ? { message } : {}), ...(watched.url ? { url: watched.url } : {}), tail: [...recent] });
       };
       const onLine = (t: TailLine) => {
+        l.onLine?.(t);
         recent.push(t.line.length > 200 ? `${t.line.slice(0, 200)}…` : t.line);
         if (recent.length > 10) recent.shift();
         dirty = true;
@@ -231,7 +257,12 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
       tailTimer.t = setInterval(() => dirty && beat(), deps.tailHeartbeatMs ?? 2000);
       tailTimer.t.unref();
 
+      const stopWatching = l.watch?.((p) => {
+        watched = p;
+        beat();
+      });
       const result = await runProcess({
+        ...(l.protocolFile !== undefined ? { protocolFile: l.protocolFile } : {}),
         argv: l.argv,
         env,
         cwd: l.cwd,
@@ -248,7 +279,11 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
         // a little before Temporal's timeout, so the failure carries the log tail and the attempt, not a bare timeout.
         ...(ctx.timeoutMs !== undefined ? { timeoutMs: ctx.timeoutMs - Math.min(1000, ctx.timeoutMs / 10) } : def.options.timeout !== undefined ? { timeoutMs: toMs(def.options.timeout, where) } : {}),
         ...(deps.killGraceMs !== undefined ? { killGraceMs: deps.killGraceMs } : {}),
-      });
+      })
+        .catch((err: unknown) => {
+          throw l.mapError ? l.mapError(err) : err;
+        })
+        .finally(() => stopWatching?.());
 
       // Card images are the card's own artifacts: not also saved as loose outputs of the step.
       const cardImages = new Set(result.cards.flatMap((c) => c.images.map((i) => real(path.resolve(l.cwd, i)))));
@@ -381,6 +416,49 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
     });
   };
 
+  const sparkExecutor: RunnerExecutor = (def, input, ctx) => {
+    const run = def.run as Extract<StepRunner, { kind: 'spark' }>;
+    return execute(def, input, ctx, async (work) => {
+      const base = root();
+      const app = typeof run.app === 'string' ? run.app : run.app.jar;
+      const appPath = path.resolve(base, app);
+      const st = await stat(appPath).catch(() => undefined);
+      if (!st?.isFile()) {
+        throw new KaonError({
+          code: ErrorCode.notFound,
+          what: `the Spark application of step "${def.name}" is not at ${appPath}`,
+          fix: `spark({ app: '${app}' }) is resolved against the project root (${base}); correct the path or start the worker from the project`,
+          retryable: false,
+        });
+      }
+      ctx.heartbeat({ message: 'preparing the Spark environment' });
+      const pipLog: StepLogger = { debug: (m, meta) => ctx.log.debug(m, meta), info: (m, meta) => ctx.log.debug(m, meta), warn: (m, meta) => ctx.log.warn(m, meta), error: (m, meta) => ctx.log.error(m, meta) };
+      const env = await unlessAborted(ensureSparkEnv(run.requirements ?? [], { say: (m) => ctx.log.info(m), log: pipLog, ...deps.pythonEnv }), ctx.signal);
+      const master = sparkMaster(run);
+      const label = `Spark step "${def.name}" (key ${ctx.key}, ${path.basename(app)} on ${master})`;
+      const watcher = new SparkWatcher(driverHost(master, run.conf), deps.sparkPollMs);
+      const scan = new SparkErrorScan();
+      return {
+        argv: [env.sparkSubmit, ...sparkSubmitArgs(run, { master, name: `kaon ${ctx.pipeline} ${ctx.key}`, root: base })],
+        env: {
+          SPARK_HOME: env.sparkHome,
+          PYSPARK_PYTHON: env.python,
+          PYSPARK_DRIVER_PYTHON: env.python,
+          ...(process.env.JAVA_HOME ? { JAVA_HOME: process.env.JAVA_HOME } : {}),
+        },
+        cwd: base,
+        label,
+        protocolFile: path.join(work, 'protocol.jsonl'),
+        onLine: (t) => {
+          watcher.onLine(t);
+          scan.onLine(t);
+        },
+        watch: (report) => watcher.start(report),
+        mapError: (err) => classifySparkFailure(err, scan, label),
+      };
+    });
+  };
+
   processExecutor.fingerprint = async (def) => {
     const run = def.run as Extract<StepRunner, { kind: 'process' }>;
     const base = root();
@@ -394,7 +472,14 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
     const script = await contentHash(path.resolve(root(), run.script));
     return fingerprintOf({ kind: 'python', script: run.script, content: script, requirements: run.requirements ?? [], args: run.args ?? [] });
   };
-  return { process: processExecutor, python: pythonExecutor };
+  sparkExecutor.fingerprint = async (def) => {
+    const run = def.run as Extract<StepRunner, { kind: 'spark' }>;
+    const base = root();
+    const app = typeof run.app === 'string' ? run.app : run.app.jar;
+    const files = await Promise.all([app, ...(run.pyFiles ?? [])].map((f) => contentHash(path.resolve(base, f))));
+    return fingerprintOf({ kind: 'spark', app: run.app, files, conf: run.conf ?? {}, packages: run.packages ?? [], requirements: run.requirements ?? [], args: run.args ?? [] });
+  };
+  return { process: processExecutor, python: pythonExecutor, spark: sparkExecutor };
 }
 
 function fingerprintOf(what: unknown): string {

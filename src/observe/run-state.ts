@@ -16,8 +16,8 @@ export interface StepState {
   error?: string;
   /** Set when a cached or resumed output was reused instead of running the step. */
   reusedFrom?: { from: 'cache' | 'resume'; runId: string };
-  /** Live progress, filled from heartbeats by the client. */
-  progress?: { fraction?: number; message?: string };
+  /** Live progress, filled from heartbeats by the client; `url` is a page to watch the step on (a Spark step's Spark UI). */
+  progress?: { fraction?: number; message?: string; url?: string };
   /** Filled by the client from pending-activity info: no worker polls the queue. */
   note?: string;
   /** A k.map sweep: one entry for all its items. */

@@ -175,7 +175,7 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
       throw ApplicationFailure.create({
         type: ErrorCode.noImplementation,
         nonRetryable: true,
-        message: `step "${info.activityType}" is not implemented on the worker that took it (task queue ${info.taskQueue}; it implements ${known.join(', ') || 'no steps'}). To fix: implement it with implementStep(${info.activityType}, fn) in the activities module the worker loads, or give its contract run: python(…) or command(…), or route it with queue: to workers that have it`,
+        message: `step "${info.activityType}" is not implemented on the worker that took it (task queue ${info.taskQueue}; it implements ${known.join(', ') || 'no steps'}). To fix: implement it with implementStep(${info.activityType}, fn) in the activities module the worker loads, or give its contract run: python(…), command(…) or spark(…), or route it with queue: to workers that have it`,
       });
     },
   };

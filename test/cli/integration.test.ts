@@ -66,7 +66,7 @@ describe('kaon CLI against a real server', { timeout: 300_000 }, () => {
     const a = startWorker(Q_DEMO);
     const b = startWorker(Q_SLOW, [...FIXTURE_FLAGS, '--grace', '10s']);
     await Promise.all([a.waitFor(/^kaon worker: ready/m), b.waitFor(/^kaon worker: ready/m)]);
-    assert.match(a.stdout, new RegExp(`task queue ${Q_DEMO}: pipelines ml-demo, recommender-loop, retrain-country, retrain-recommender; steps appendChampionHistory, championChallenger, evaluateModel, evaluateRecommender, featurize, generateDataset, ingest, profileDataset, publishModel, reportMetrics, splitDataset, trainModel, trainRecommender, validateData`));
+    assert.match(a.stdout, new RegExp(`task queue ${Q_DEMO}: pipelines ml-demo, recommender-loop, retrain-country, retrain-recommender; steps appendChampionHistory, championChallenger, evaluateModel, evaluateRecommender, featurize, generateDataset, ingest, profileDataset, publishModel, reportMetrics, splitDataset, trainModel, trainRecommender, trainRecommenderAls, validateData`));
     assert.match(b.stdout, new RegExp(`task queue ${Q_SLOW}: pipelines cli-slow; steps slowStep`));
   });
 

@@ -1,4 +1,4 @@
-import { ErrorCode, parseOrThrow } from '../../definition/errors';
+import { ErrorCode, KaonError, parseOrThrow } from '../../definition/errors';
 import { say, str, type CommandSpec } from '../command';
 import { findPipeline, loadPipelines, PROJECT_OPTIONS, resolveProject } from '../project';
 import { connectClient, devPorts, runUrl } from '../temporal';
@@ -14,6 +14,7 @@ export const demoCommand: CommandSpec = {
     'ui-port': { type: 'string', value: 'port', description: 'Web UI port (default $KAON_DEV_UI_PORT or port + 1000)' },
     'task-queue': { type: 'string', value: 'name', description: 'task queue of the pipelines (default $KAON_TASK_QUEUE or kaon)' },
     ...BOARD_OPTIONS,
+    trainer: { type: 'string', value: 'name', description: "the demo pipeline's trainer param, e.g. spark-als (Spark MLlib ALS; needs Java 17+) instead of the default sklearn" },
     ...PROJECT_OPTIONS,
   },
   notes: [
@@ -23,7 +24,16 @@ export const demoCommand: CommandSpec = {
   async run({ io, values }) {
     const project = resolveProject(io.cwd, { workflows: str(values, 'workflows'), activities: str(values, 'activities') });
     const pipeline = findPipeline(loadPipelines(project.workflows), project.demo.pipeline, project.workflows);
-    const params = project.demo.params;
+    const trainer = str(values, 'trainer');
+    const shape = (pipeline.kaon.params as { shape?: Record<string, unknown> }).shape;
+    if (trainer !== undefined && !(shape && 'trainer' in shape)) {
+      throw new KaonError({
+        code: ErrorCode.invalidParams,
+        what: `--trainer ${trainer}: the demo pipeline "${pipeline.kaon.name}" has no trainer param`,
+        fix: 'leave --trainer out, or set "kaon": { "demo": { "pipeline": "retrain-recommender" } } in package.json',
+      });
+    }
+    const params = trainer === undefined ? project.demo.params : { ...(project.demo.params as Record<string, unknown>), trainer };
     parseOrThrow(pipeline.kaon.params, params, {
       code: ErrorCode.invalidParams,
       subject: `params of the demo pipeline "${pipeline.kaon.name}"`,
