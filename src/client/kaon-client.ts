@@ -13,6 +13,7 @@ import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle
 import { KaonSchedules } from './schedules';
 import { KaonDeployments } from './deployments';
 import { checkUnknownParams } from '../definition/params';
+import { missingSearchAttributes } from './search-attributes';
 import { assertJsonValue } from '../definition/json-value';
 
 /** Params above this are refused at once: workflow history is no place for data. */
@@ -166,7 +167,7 @@ export class KaonClient {
         await this.refuseOtherParams(pipeline, workflowId, params, opts.runKey);
         return new RunHandle(this.temporal, this.temporal.workflow.getHandle(workflowId), true, this.resumer, isPipeline(pipeline) ? pipeline.kaon.messages : undefined);
       }
-      throw err;
+      throw missingSearchAttributes(err, this.temporal.options.namespace) ?? err;
     }
   }
 

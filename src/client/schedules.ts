@@ -4,6 +4,7 @@ import { ScheduleNotFoundError, type Client, type ScheduleDescription, type Sche
 import { toMs, type Duration } from '../definition/duration';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { SAKey } from '../definition/internal/protocol';
+import { missingSearchAttributes } from './search-attributes';
 import { isPipeline, type AnyPipeline, type PipelineParams } from '../definition/pipeline';
 import { fillScheduled } from '../definition/scheduled';
 
@@ -125,7 +126,11 @@ export class KaonSchedules {
   }
 
   async create<P extends AnyPipeline | string>(o: ScheduleCreate<P>): Promise<ScheduleInfo> {
-    await this.temporal.schedule.create(this.options(o as ScheduleCreate));
+    try {
+      await this.temporal.schedule.create(this.options(o as ScheduleCreate));
+    } catch (err) {
+      throw missingSearchAttributes(err, this.temporal.options.namespace) ?? err;
+    }
     return this.describe(o.id);
   }
 
