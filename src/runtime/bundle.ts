@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { builtinModules } from 'node:module';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { ErrorCode, KaonError } from '../definition/errors';
 import { KAON_PACKAGE_ROOT, kaonHome } from './paths';
 import { tracingWorkflowModules } from './telemetry';
 
@@ -41,17 +43,69 @@ export function writeWorkflowEntry(workflowsPath: string): string {
  * `tracing`: include the OpenTelemetry workflow interceptors (a worker tracing runs needs them in its bundle).
  */
 export async function bundlePipelines(workflowsPath: string, opts: { tracing?: boolean } = {}): Promise<WorkflowBundleWithSourceMap> {
+  const builtins: BuiltinImport[] = [];
+  const errors: string[] = [];
+  try {
+    return await bundle(workflowsPath, opts, builtins, errors);
+  } catch (err) {
+    // A Node built-in in workflow code: one sentence naming the file and the import, not webpack's dump.
+    const first = builtins.find((b) => !b.issuer.includes(`${path.sep}node_modules${path.sep}`)) ?? builtins[0];
+    if (first) throw builtinImportError(workflowsPath, first, builtins.length);
+    for (const e of errors) process.stderr.write(`${e}\n`);
+    throw err;
+  }
+}
+
+interface BuiltinImport {
+  request: string;
+  issuer: string;
+}
+
+const BUILTINS = new Set(builtinModules);
+const isBuiltin = (request: string) => request.startsWith('node:') || BUILTINS.has(request) || BUILTINS.has(request.split('/')[0] ?? '');
+
+export function builtinImportError(workflowsPath: string, b: BuiltinImport, count: number): KaonError {
+  const rel = (p: string) => path.relative(process.cwd(), p) || p;
+  const more = count > 1 ? ` (and ${count - 1} more such import${count > 2 ? 's' : ''})` : '';
+  return new KaonError({
+    code: ErrorCode.invalidDefinition,
+    what: `${rel(b.issuer)} imports the Node built-in '${b.request}'${more}, and pipeline code cannot: it runs in Temporal's deterministic workflow sandbox (pipelines module ${rel(workflowsPath)})`,
+    fix: `move the code that needs '${b.request}' into a step (an activity) and call it with k.step; pipeline files import only \`kaon\`, zod and step contracts (use \`import type\` for implementations)`,
+  });
+}
+
+function bundle(workflowsPath: string, opts: { tracing?: boolean }, builtins: BuiltinImport[], errors: string[]): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
     workflowsPath: writeWorkflowEntry(workflowsPath),
     // Traces: the OpenTelemetry workflow interceptors (sandbox-safe; they add no commands, so histories replay either way).
     ...(opts.tracing ? { workflowInterceptorModules: tracingWorkflowModules() } : {}),
-    logger: { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: (m) => process.stderr.write(`${m}\n`), error: (m) => process.stderr.write(`${m}\n`), log: () => undefined },
+    logger: { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: (m) => process.stderr.write(`${m}\n`), error: (m) => void errors.push(m), log: () => undefined },
     webpackConfigHook: (config) => {
       const alias = SUBPATHS;
       // The generated entry may live outside the project (KAON_HOME=/tmp/x): resolve packages from Kaon's own tree too.
       const modules = [...(config.resolve?.modules ?? ['node_modules']), path.join(KAON_PACKAGE_ROOT, 'node_modules')];
       config.resolve = { ...config.resolve, modules, alias: { ...(config.resolve?.alias as object), ...alias } };
+      config.plugins = [...(config.plugins ?? []), recordBuiltinImports(builtins)];
       return config;
     },
   });
+}
+
+/** A webpack plugin that records which module imports a Node built-in, for the error above. */
+function recordBuiltinImports(into: BuiltinImport[]) {
+  return {
+    apply(compiler: { hooks: { normalModuleFactory: { tap(name: string, fn: (nmf: NormalModuleFactoryLike) => void): void } } }) {
+      compiler.hooks.normalModuleFactory.tap('kaon-builtin-imports', (nmf) => {
+        nmf.hooks.beforeResolve.tap('kaon-builtin-imports', (data) => {
+          const issuer = data.contextInfo?.issuer;
+          if (issuer && isBuiltin(data.request) && !into.some((b) => b.request === data.request && b.issuer === issuer)) into.push({ request: data.request, issuer });
+          return undefined;
+        });
+      });
+    },
+  };
+}
+
+interface NormalModuleFactoryLike {
+  hooks: { beforeResolve: { tap(name: string, fn: (data: { request: string; contextInfo?: { issuer?: string } }) => undefined): void } };
 }
