@@ -39,10 +39,13 @@ export function writeWorkflowEntry(workflowsPath: string): string {
 /**
  * Bundle a pipelines module for the workflow sandbox. `kaon` imports resolve to this package's own modules.
  * `tracing`: include the OpenTelemetry workflow interceptors (a worker tracing runs needs them in its bundle).
+ * `failureConverterPath`: the workflow side's failure converter (kaonDataConverter() sets one with a key).
  */
-export async function bundlePipelines(workflowsPath: string, opts: { tracing?: boolean } = {}): Promise<WorkflowBundleWithSourceMap> {
+export async function bundlePipelines(workflowsPath: string, opts: { tracing?: boolean; failureConverterPath?: string } = {}): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
     workflowsPath: writeWorkflowEntry(workflowsPath),
+    // With an encryption key: the failure converter that moves messages into (encrypted) attributes.
+    ...(opts.failureConverterPath ? { failureConverterPath: opts.failureConverterPath } : {}),
     // Traces: the OpenTelemetry workflow interceptors (sandbox-safe; they add no commands, so histories replay either way).
     ...(opts.tracing ? { workflowInterceptorModules: tracingWorkflowModules() } : {}),
     logger: { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: (m) => process.stderr.write(`${m}\n`), error: (m) => process.stderr.write(`${m}\n`), log: () => undefined },
