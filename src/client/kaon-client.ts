@@ -303,8 +303,9 @@ function clientTracingInterceptor(): WorkflowClientInterceptor {
 
 export async function connect(opts: ConnectOptions = {}): Promise<KaonClient> {
   const cfg = connectionConfig();
+  const dataConverter = opts.dataConverter ?? kaonDataConverter(); // a bad key file fails before connecting
   const connection = opts.connection ?? (await Connection.connect(cfg.connectionOptions));
-  const client = new Client({ connection, namespace: opts.namespace ?? cfg.namespace, dataConverter: opts.dataConverter ?? kaonDataConverter(), ...(tracingConfigured() ? { interceptors: { workflow: [clientTracingInterceptor()] } } : {}) });
+  const client = new Client({ connection, namespace: opts.namespace ?? cfg.namespace, dataConverter, ...(tracingConfigured() ? { interceptors: { workflow: [clientTracingInterceptor()] } } : {}) });
   return new KaonClient(client, opts.taskQueue ?? DEFAULT_TASK_QUEUE(), opts.connection === undefined);
 }
 

@@ -27,7 +27,10 @@ import { workerTracing } from './telemetry';
 export interface KaonWorkerOptions {
   /** The module that exports your pipelines (workflow code). */
   workflowsPath: string;
-  /** A pre-built bundle of `workflowsPath` (tests bundle once and share it). */
+  /**
+   * A pre-built bundle of `workflowsPath` (tests bundle once and share it). With an encryption key, build it with
+   * bundlePipelines(path, { failureConverterPath: ENCRYPTED_FAILURES_PATH }) so workflow failures are encrypted too.
+   */
   workflowBundle?: { code: string } | { codePath: string };
   /** Step implementations and contracts: a module namespace, or a list of implementStep() values and step defs. */
   activities: Record<string, unknown> | readonly unknown[];

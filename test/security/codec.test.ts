@@ -164,6 +164,22 @@ test('with a key, no param, output, heartbeat, summary, result or error appears 
   assert.equal((await kaonA.stepCall(failing.id, 'secExplode')).failure?.includes(`step error ${failedMarker}`), true, 'the step failure reads back decoded');
 });
 
+test('schedules: the params of a schedule and of the runs it starts are encrypted on the server', async () => {
+  const marker = `MARK-${randomUUID()}`;
+  const id = `codec-${randomUUID().slice(0, 8)}`;
+  await kaonA.schedules.create({ id, pipeline: secret, params: { marker }, every: '1 hour', paused: true });
+  try {
+    const d = await raw.workflowService.describeSchedule({ namespace: raw.options.namespace, scheduleId: id });
+    assert.ok(!Buffer.from(temporal.api.workflowservice.v1.DescribeScheduleResponse.encode(d).finish()).includes(marker), 'no marker in the raw schedule');
+    await kaonA.schedules.trigger(id);
+    const wf = await until('the scheduled run', async () => (await kaonA.schedules.describe(id)).recent[0]?.runId);
+    assert.deepEqual(await kaonA.run(wf).result(), { result: `result output ${marker}` });
+    assert.ok(!(await historyBytes(wf)).includes(marker), 'no marker in the scheduled run\'s history');
+  } finally {
+    await kaonA.schedules.delete(id);
+  }
+});
+
 test('control: the same check finds the marker when the client has no key (params stay plaintext)', async () => {
   const marker = `MARK-${randomUUID()}`;
   const plain = await connect({ connection: env.temporal.connection as Connection, taskQueue: env.taskQueue, dataConverter: kaonDataConverter({ env: {} }) });
