@@ -333,6 +333,12 @@ test('rotation: with "k2, k1" old runs decode and new runs use k2; with only k2 
   // The run encrypted with k1 went through a worker that now encrypts with k2: both keys decrypt its history.
   assert.deepEqual((await kaonB.stepCall(okRun, 'secEcho')).input, { text: okMarker });
 
+  // Resume reads the old run's params and step results from its k1 history, through the k2-encrypting worker.
+  const resumed = await kaonB.resume(okRun);
+  assert.deepEqual(await resumed.result(), { result: `result output ${okMarker}` });
+  assert.deepEqual((await resumed.progress()).steps.map((x) => [x.key, x.status]), [['secEcho', 'cached'], ['secSlow', 'cached']]);
+  assert.ok(!(await historyBytes(resumed.id)).includes(okMarker));
+
   const kaonC = await clientWith(fileC);
   assert.deepEqual(await kaonC.run(run.id).result(), { result: `result output ${marker}` }, 'k2 alone reads the k2 run');
   const err = await kaonC.run(okRun).result().then(() => undefined, (e: unknown) => e);
