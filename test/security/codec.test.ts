@@ -16,7 +16,8 @@ import { startBoard } from '../../src/observe/board/server';
 import { bundlePipelines } from '../../src/runtime/bundle';
 import type { KaonWorker } from '../../src/runtime/worker';
 import { runCli } from '../../src/cli/main';
-import { startCodecServer } from '../../src/cli/commands/codec-server';
+import { startCodecServer, uiCodecEndpoint } from '../../src/cli/commands/codec-server';
+import { freePort, startDevServer } from '../../src/runtime/dev-server';
 import * as activities from '../fixtures/security';
 import { secret } from '../fixtures/security/workflows';
 import { cliEnv, kaon as runKaon } from '../cli/cli-process';
@@ -317,6 +318,33 @@ test('kaon codec-server: refuses to start without a token, or with a bad port or
   assert.match(err.join(''), /warning: --no-auth/);
   ac2.abort();
   assert.equal(await open, 0);
+});
+
+test('a dev server started with KAON_CODEC_ENDPOINT gives its Web UI the codec server, which answers the UI origin', async () => {
+  const ui = await freePort();
+  const origin = `http://127.0.0.1:${ui}`;
+  const codec = await startCodecServer({ codec: new AesGcmCodec(readKeyFile(fileA)), token: 'codec-token-0123456789', corsOrigins: [origin] });
+  const dev = await startDevServer({ port: 0, uiPort: ui, dbFile: null, ...uiCodecEndpoint({ KAON_CODEC_ENDPOINT: codec.uiEndpoint }) });
+  try {
+    const settings = (await (await fetch(`${dev.uiUrl}/api/v1/settings`)).json()) as { Codec: { Endpoint: string } };
+    assert.equal(settings.Codec.Endpoint, codec.uiEndpoint);
+    // What the UI does with it: a preflight, then POST <endpoint>/decode from its origin with X-Namespace.
+    const pre = await fetch(`${settings.Codec.Endpoint}/decode`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace' } });
+    assert.equal(pre.headers.get('access-control-allow-origin'), origin);
+    const p = await firstInputPayload(okRun);
+    const res = await fetch(`${settings.Codec.Endpoint}/decode`, {
+      method: 'POST',
+      headers: { origin, 'content-type': 'application/json', 'x-namespace': 'default' },
+      body: JSON.stringify({ payloads: [{ metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(p.data!).toString('base64') }] }),
+    });
+    assert.equal(res.status, 200);
+    const out = (await res.json()) as { payloads: { data: string }[] };
+    assert.match(Buffer.from(out.payloads[0]!.data, 'base64').toString(), new RegExp(okMarker));
+  } finally {
+    await dev.stop();
+    await codec.close();
+  }
+  assert.throws(() => uiCodecEndpoint({ KAON_CODEC_ENDPOINT: 'ftp://x' }), /KAON_CODEC_ENDPOINT "ftp:\/\/x" is not an http\(s\) URL.*\[KAON_CONFIG\]/);
 });
 
 test('rotation: with "k2, k1" old runs decode and new runs use k2; with only k2 an old run fails naming k1', async () => {
