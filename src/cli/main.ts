@@ -8,6 +8,7 @@ import { artifactsCommand } from './commands/artifacts';
 import { boardCommand } from './commands/board';
 import { cacheCommand } from './commands/cache';
 import { cancelCommand } from './commands/cancel';
+import { codecServerCommand } from './commands/codec-server';
 import { demoCommand } from './commands/demo';
 import { deploymentCommand } from './commands/deployment';
 import { devCommand } from './commands/dev';
@@ -23,7 +24,7 @@ import { approveCommand, pauseCommand, rejectCommand, sendCommand, stepCommand, 
 export const COMMANDS: readonly CommandSpec[] = [
   demoCommand, devCommand, boardCommand, workerCommand, runCommand, statusCommand, listCommand, cancelCommand, resumeCommand,
   approveCommand, rejectCommand, pauseCommand, unpauseCommand, sendCommand, stepCommand, scheduleCommand, emitCommand, triggersCommand, deploymentCommand,
-  artifactsCommand, artifactCommand, cacheCommand,
+  artifactsCommand, artifactCommand, cacheCommand, codecServerCommand,
 ];
 
 function errorLine(err: unknown): string {

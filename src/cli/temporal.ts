@@ -82,8 +82,15 @@ export async function connectClient(
   } catch (err) {
     throw unreachable(target.address, target.namespace, err);
   }
-  const { connect } = kaonClient();
-  const kaon = await connect({ connection, namespace: target.namespace, ...(opts.taskQueue ? { taskQueue: opts.taskQueue } : {}) });
+  const { connect, kaonDataConverter } = kaonClient();
+  let kaon: KaonClient;
+  try {
+    // The command's environment names the key file (KAON_ENCRYPTION_KEY_FILE): a bad one fails before any call.
+    kaon = await connect({ connection, namespace: target.namespace, dataConverter: kaonDataConverter({ env }), ...(opts.taskQueue ? { taskQueue: opts.taskQueue } : {}) });
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
   return { kaon, target, close: () => connection.close() };
 }
 

@@ -10,6 +10,7 @@ import { loadActivities, loadPipelines, type Project } from './project';
 import { connectWorker } from './temporal';
 import { startMetricsServer, type KaonMetricsServer } from '../runtime/telemetry';
 import { tracingConfigured } from '../observe/otel-env';
+import { encryptionSummary, kaonDataConverter } from '../data/codec';
 
 export interface HostedWorker {
   worker: KaonWorker;
@@ -71,7 +72,10 @@ export async function hostWorker(io: CliIo, project: Project, opts: HostOptions)
   const metrics = opts.metrics !== undefined ? await startMetricsServer({ listen: opts.metrics, logger: new DefaultLogger(logLevel(io, opts.logLevel ?? 'INFO')) }) : undefined;
   if (!metrics) installRuntime(io, opts.logLevel ?? 'INFO');
   let conn: Awaited<ReturnType<typeof connectWorker>>;
+  let dataConverter: ReturnType<typeof kaonDataConverter>;
   try {
+    dataConverter = kaonDataConverter({ env: io.env }); // a bad key file fails here, before connecting
+
     conn = await connectWorker(opts.server);
   } catch (err) {
     await metrics?.close();
@@ -88,6 +92,7 @@ export async function hostWorker(io: CliIo, project: Project, opts: HostOptions)
       connection,
       namespace,
       shutdownGraceTime: graceMs,
+      workerOptions: { dataConverter },
       ...(opts.deployment ? { deployment: opts.deployment } : {}),
       ...(metrics ? { metrics: metrics.metrics } : {}),
     });
@@ -97,6 +102,8 @@ export async function hostWorker(io: CliIo, project: Project, opts: HostOptions)
     throw err;
   }
   say(io.stdout, `${opts.label}: connected to ${address} (namespace ${namespace})`);
+  const encryption = encryptionSummary(dataConverter);
+  if (encryption) say(io.stdout, `  ${encryption}`);
   if (metrics) say(io.stdout, `  metrics: ${metrics.url} (Prometheus text: kaon_* and the Temporal SDK's temporal_*)`);
   if (tracingConfigured(io.env)) say(io.stdout, `  traces: OTLP to ${io.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? io.env.OTEL_EXPORTER_OTLP_ENDPOINT}`);
   const unimplemented = steps.filter((d) => !d.run && !impls.some((i) => i.def.name === d.name)).map((d) => d.name).sort();

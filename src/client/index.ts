@@ -10,6 +10,7 @@
 export { connect, KaonClient, type ConnectOptions, type StartOptions, type ListOptions, type ResumeOptions } from './kaon-client';
 export { RunHandle, RunFailedError, type RunStatusInfo, type TemporalStatus, type DecisionOptions } from './run-handle';
 export { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
+export { kaonDataConverter, readKeyFile, AesGcmCodec, ENCRYPTED_FAILURES_PATH, KEY_FILE_ENV, type Keyring, type EncryptionKey } from '../data/codec';
 export { checkRecordedInput, type StepCallRecord, type StepCallStatus } from './step-calls';
 export { KaonDeployments, DEFAULT_DEPLOYMENT, type DeploymentInfo } from './deployments';
 export { KaonSchedules, type ScheduleCreate, type ScheduleInfo, type OverlapPolicy } from './schedules';

@@ -3,7 +3,9 @@ import { createHash } from 'node:crypto';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowClientInterceptor } from '@temporalio/client';
 import { tracingConfigured } from '../observe/otel-env';
 import type { z } from 'zod';
+import type { DataConverter } from '@temporalio/common';
 import { canonicalJson } from '../data/canonical';
+import { decodePayload, kaonDataConverter } from '../data/codec';
 import { isEventDef, type EventDef } from '../definition/events';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { EVENT_SIGNAL, EVENTS_WORKFLOW, eventsWorkflowId, fairnessKeyFor, isPriority, QUERY_JOINS, SAKey, type EventMessage, type EventsView, type StepCall } from '../definition/internal/protocol';
@@ -27,6 +29,11 @@ export interface ConnectOptions {
   namespace?: string;
   /** The pipelines' task queue. Default $KAON_TASK_QUEUE or 'kaon'. */
   taskQueue?: string;
+  /**
+   * Default: kaonDataConverter(), AES-GCM encrypted payloads when $KAON_ENCRYPTION_KEY_FILE names a key file.
+   * Pass kaonDataConverter({ keyFile }) to choose the keys here.
+   */
+  dataConverter?: DataConverter;
 }
 
 export interface StartOptions {
@@ -94,7 +101,7 @@ export class KaonClient {
     if (!started || !payload) {
       throw new KaonError({ code: ErrorCode.notFound, what: `run ${runId} has no recorded params`, fix: 'pass the id of a Kaon run (kaon list shows them)' });
     }
-    const params = this.temporal.options.loadedDataConverter.payloadConverter.fromPayload(payload);
+    const params = await decodePayload(this.temporal.options.loadedDataConverter, payload);
     return this.startRun(d.type, params, {
       taskQueue: opts.taskQueue ?? d.taskQueue,
       cache: opts.cache ?? 'on',
@@ -178,7 +185,7 @@ export class KaonClient {
     const page = await this.temporal.workflowService.getWorkflowExecutionHistory({ namespace: this.temporal.options.namespace, execution: { workflowId, runId: firstRunId }, maximumPageSize: 1 });
     const input = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     if (!input) return;
-    const earlier: unknown = this.temporal.options.loadedDataConverter.payloadConverter.fromPayload(input);
+    const earlier: unknown = await decodePayload(this.temporal.options.loadedDataConverter, input);
     const norm = (v: unknown) => {
       if (!isPipeline(pipeline)) return canonicalJson(v);
       const r = pipeline.kaon.params.safeParse(v);
@@ -296,8 +303,9 @@ function clientTracingInterceptor(): WorkflowClientInterceptor {
 
 export async function connect(opts: ConnectOptions = {}): Promise<KaonClient> {
   const cfg = connectionConfig();
+  const dataConverter = opts.dataConverter ?? kaonDataConverter(); // a bad key file fails before connecting
   const connection = opts.connection ?? (await Connection.connect(cfg.connectionOptions));
-  const client = new Client({ connection, namespace: opts.namespace ?? cfg.namespace, ...(tracingConfigured() ? { interceptors: { workflow: [clientTracingInterceptor()] } } : {}) });
+  const client = new Client({ connection, namespace: opts.namespace ?? cfg.namespace, dataConverter, ...(tracingConfigured() ? { interceptors: { workflow: [clientTracingInterceptor()] } } : {}) });
   return new KaonClient(client, opts.taskQueue ?? DEFAULT_TASK_QUEUE(), opts.connection === undefined);
 }
 

@@ -1,5 +1,6 @@
 import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
+import { decodeRaw } from '../data/codec';
 import { assertJsonValue } from '../definition/json-value';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { defaultPayloadConverter } from '@temporalio/common';
@@ -157,6 +158,8 @@ export class RunHandle<R = unknown, M extends Record<string, z.ZodType> = Record
   async progress(): Promise<RunState> {
     const [state, d] = await Promise.all([this.handle.query<RunState>(QUERY_PROGRESS), this.handle.describe()]);
     const byKey = new Map<string, StepState>(state.steps.map((s) => [s.key, s]));
+    // Heartbeat details are raw payloads: ciphertext when a key is configured.
+    await decodeRaw(this.client.options.loadedDataConverter, d.raw.pendingActivities ?? []);
     for (const pa of d.raw.pendingActivities ?? []) {
       const s = pa.activityId ? byKey.get(pa.activityId) : undefined;
       if (!s || s.status !== 'running') continue;

@@ -1,6 +1,7 @@
 // A past step call, read back from a run's Temporal history: the StepCall the workflow scheduled (key, input,
 // pipeline) under the activity id = step key, and what became of it. Client-side only: no worker code.
 import type { Client } from '@temporalio/client';
+import { decodeRaw } from '../data/codec';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import type { StepCall } from '../definition/internal/protocol';
 import type { StepDef, StepParsedInput } from '../definition/step';
@@ -47,6 +48,8 @@ export async function readStepCall(temporal: Client, runId: string, key: string)
   } catch (err) {
     throw new KaonError({ code: ErrorCode.notFound, what: `run ${runId} was not found: ${(err as Error).message}`, fix: 'pass the id of a Kaon run (`kaon list` shows them) and check TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE', cause: err });
   }
+  // With an encryption key, raw history holds ciphertext: decode it (an unknown key id fails here, naming it).
+  await decodeRaw(temporal.options.loadedDataConverter, history);
   const convert = temporal.options.loadedDataConverter.payloadConverter;
   const keys: string[] = [];
   let scheduledId: string | undefined;

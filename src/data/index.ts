@@ -27,3 +27,4 @@ export { LineageRecord, LineageInput } from './lineage';
 export { createMemoTable, memoKey, findArtifactRefs, MemoEntry, type MemoTable, type MemoPut, type MemoKeyInput } from './memo';
 export { canonicalJson } from './canonical';
 export { validateArtifactName, MAX_NAME_LENGTH } from './names';
+export { AesGcmCodec, kaonDataConverter, parseKeyFile, readKeyFile, keyringFromEnv, decodePayload, decodeRaw, encryptionSummary, ENCRYPTED_FAILURES_PATH, KEY_FILE_ENV, KEY_ID_METADATA, ENCRYPTED_ENCODING, type Keyring, type EncryptionKey } from './codec';

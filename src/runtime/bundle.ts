@@ -41,8 +41,9 @@ export function writeWorkflowEntry(workflowsPath: string): string {
 /**
  * Bundle a pipelines module for the workflow sandbox. `kaon` imports resolve to this package's own modules.
  * `tracing`: include the OpenTelemetry workflow interceptors (a worker tracing runs needs them in its bundle).
+ * `failureConverterPath`: the workflow side's failure converter (kaonDataConverter() sets one with a key).
  */
-export async function bundlePipelines(workflowsPath: string, opts: { tracing?: boolean } = {}): Promise<WorkflowBundleWithSourceMap> {
+export async function bundlePipelines(workflowsPath: string, opts: { tracing?: boolean; failureConverterPath?: string } = {}): Promise<WorkflowBundleWithSourceMap> {
   const builtins: BuiltinImport[] = [];
   const errors: string[] = [];
   try {
@@ -74,9 +75,11 @@ export function builtinImportError(workflowsPath: string, b: BuiltinImport, coun
   });
 }
 
-function bundle(workflowsPath: string, opts: { tracing?: boolean }, builtins: BuiltinImport[], errors: string[]): Promise<WorkflowBundleWithSourceMap> {
+function bundle(workflowsPath: string, opts: { tracing?: boolean; failureConverterPath?: string }, builtins: BuiltinImport[], errors: string[]): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
     workflowsPath: writeWorkflowEntry(workflowsPath),
+    // With an encryption key: the failure converter that moves messages into (encrypted) attributes.
+    ...(opts.failureConverterPath ? { failureConverterPath: opts.failureConverterPath } : {}),
     // Traces: the OpenTelemetry workflow interceptors (sandbox-safe; they add no commands, so histories replay either way).
     ...(opts.tracing ? { workflowInterceptorModules: tracingWorkflowModules() } : {}),
     logger: { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: (m) => process.stderr.write(`${m}\n`), error: (m) => void errors.push(m), log: () => undefined },

@@ -20,6 +20,8 @@ export interface DevServerOptions {
   say?: Say;
   /** How long to wait for the server to answer. Default 60 s. */
   readyTimeoutMs?: number;
+  /** The Web UI's codec server (`kaon codec-server` prints it): the UI then shows decrypted payloads. */
+  uiCodecEndpoint?: string;
 }
 
 export interface DevServer {
@@ -117,6 +119,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   if (dbFile) args.push('--db-filename', dbFile);
   if (uiPort === undefined) args.push('--headless');
   else args.push('--ui-port', String(uiPort));
+  if (uiPort !== undefined && opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   for (const key of Object.values(SA)) args.push('--search-attribute', `${key}=Keyword`);
   // The dev server polls its transfer queue at 20/s by default, which alone puts a 50 ms floor under every
   // sequential step (measured by npm run bench); a single-machine server can afford far more.

@@ -18,6 +18,7 @@ import { Context } from '@temporalio/activity';
 import { DEFAULT_DEPLOYMENT, KaonDeployments } from '../client/deployments';
 import { DEFAULT_TASK_QUEUE, nativeConnectionConfig } from './config';
 import { defaultArtifactStore } from './artifacts';
+import { kaonDataConverter } from '../data/codec';
 import { kaonHome, projectRoot } from './paths';
 import type { KaonMetrics } from '../observe/metrics';
 import { tracingConfigured } from '../observe/otel-env';
@@ -26,7 +27,10 @@ import { workerTracing } from './telemetry';
 export interface KaonWorkerOptions {
   /** The module that exports your pipelines (workflow code). */
   workflowsPath: string;
-  /** A pre-built bundle of `workflowsPath` (tests bundle once and share it). */
+  /**
+   * A pre-built bundle of `workflowsPath` (tests bundle once and share it). With an encryption key, build it with
+   * bundlePipelines(path, { failureConverterPath: ENCRYPTED_FAILURES_PATH }) so workflow failures are encrypted too.
+   */
   workflowBundle?: { code: string } | { codePath: string };
   /** Step implementations and contracts: a module namespace, or a list of implementStep() values and step defs. */
   activities: Record<string, unknown> | readonly unknown[];
@@ -163,7 +167,9 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   }
   const connection = opts.connection ?? (await NativeConnection.connect(nativeConnectionConfig().options));
   const namespace = opts.namespace ?? nativeConnectionConfig().namespace;
-  const prior = priorStepsFromHistory(connection, namespace, loadDataConverter(opts.workerOptions?.dataConverter));
+  // Encrypted payloads (AES-GCM) when $KAON_ENCRYPTION_KEY_FILE is set; the same converter reads earlier histories.
+  const dataConverter = opts.workerOptions?.dataConverter ?? kaonDataConverter();
+  const prior = priorStepsFromHistory(connection, namespace, loadDataConverter(dataConverter));
   const bookkeeping = opts.bookkeeping === null ? undefined : (opts.bookkeeping ?? mlflowFromEnv());
   const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo, prior, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(bookkeeping ? { bookkeeping } : {}) }), ...createMapActivities(store) };
   const known = Object.keys(served).filter((n) => !n.startsWith('kaon.')).sort();
@@ -181,7 +187,7 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   };
   const grace = toMs(opts.shutdownGraceTime ?? '30s', 'shutdownGraceTime');
   const tracing = workerTracing(opts.tracing ?? tracingConfigured());
-  const bundle = opts.workflowBundle ?? (wanted.includes('default') ? await bundlePipelines(opts.workflowsPath, { tracing: tracing !== undefined }) : undefined);
+  const bundle = opts.workflowBundle ?? (wanted.includes('default') ? await bundlePipelines(opts.workflowsPath, { tracing: tracing !== undefined, ...(dataConverter.failureConverterPath ? { failureConverterPath: dataConverter.failureConverterPath } : {}) }) : undefined);
   const deployment = opts.deployment ?? deploymentFromEnv();
   const deploymentName = deployment ? (deployment.name ?? DEFAULT_DEPLOYMENT) : undefined;
   if (deployment && !/^[A-Za-z0-9_.:-]{1,200}$/.test(deployment.buildId)) {
@@ -198,6 +204,7 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
         activities,
         ...(isDefault && bundle ? { workflowBundle: bundle } : {}),
         shutdownGraceTime: grace,
+        dataConverter,
         // Cancellation reaches a step through heartbeats; keep the throttle short so it arrives in seconds.
         defaultHeartbeatThrottleInterval: '1s',
         maxHeartbeatThrottleInterval: '2s',

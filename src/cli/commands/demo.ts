@@ -1,4 +1,5 @@
 import { ErrorCode, KaonError, parseOrThrow } from '../../definition/errors';
+import { uiCodecEndpoint } from './codec-server';
 import { say, str, type CommandSpec } from '../command';
 import { findPipeline, loadPipelines, PROJECT_OPTIONS, resolveProject } from '../project';
 import { connectClient, devPorts, runUrl } from '../temporal';
@@ -43,7 +44,7 @@ export const demoCommand: CommandSpec = {
     say(io.stdout, `kaon demo: starting the Temporal dev server on 127.0.0.1:${port} (the first start installs the Temporal CLI into .kaon/)…`);
     const { startDevServer } = devServer();
     const { hostWorker } = workerHost();
-    const server = await startDevServer({ port, uiPort, say: (m) => say(io.stderr, m) });
+    const server = await startDevServer({ port, uiPort, ...uiCodecEndpoint(io.env), say: (m) => say(io.stderr, m) });
     try {
       say(io.stdout, `kaon demo: Temporal ${server.address}${server.owned ? '' : ' (already running: reused)'}${server.uiUrl ? `, Web UI ${server.uiUrl}` : ''}`);
       io.signal?.throwIfAborted();

@@ -1,4 +1,5 @@
 import { list, say, str, type CommandSpec } from '../command';
+import { uiCodecEndpoint } from './codec-server';
 import { PROJECT_OPTIONS, resolveProject } from '../project';
 import { connectClient, devPorts } from '../temporal';
 import { devServer, workerHost } from '../lazy';
@@ -23,7 +24,7 @@ export const devCommand: CommandSpec = {
     say(io.stdout, `kaon dev: starting the Temporal dev server on 127.0.0.1:${port} (the first start installs the Temporal CLI into .kaon/)…`);
     const { startDevServer } = devServer();
     const { hostWorker, runUntilSignal } = workerHost();
-    const server = await startDevServer({ port, uiPort, say: (m) => say(io.stderr, m) });
+    const server = await startDevServer({ port, uiPort, ...uiCodecEndpoint(io.env), say: (m) => say(io.stderr, m) });
     try {
       say(io.stdout, `kaon dev: Temporal ${server.address} (namespace ${server.namespace})${server.owned ? '' : ', already running: reused'}`);
       if (server.uiUrl) say(io.stdout, `kaon dev: Web UI   ${server.uiUrl}`);

@@ -1,6 +1,7 @@
 // What a run's Temporal history tells the board: per step key its call (input), result, attempts, failure and
 // timestamps, the time split (orchestration / queue wait / user code), child workflows, and the DAG's edges.
 import type { Client } from '@temporalio/client';
+import { decodeRaw } from '../../data/codec';
 import { isArtifactRef } from '../../definition/artifact-ref';
 import type { RunState, StepState } from '../run-state';
 
@@ -57,7 +58,8 @@ interface Failure {
 
 /** Read one run's history and derive steps, timings and edges. Bounded: a run's history is under 10,240 events (invariant 4). */
 export async function readRunHistory(temporal: Client, workflowId: string, runId?: string): Promise<RunHistory> {
-  const history = await temporal.workflow.getHandle(workflowId, runId).fetchHistory();
+  // Decoded first: with an encryption key the payloads (and failure messages) in raw history are ciphertext.
+  const history = await decodeRaw(temporal.options.loadedDataConverter, await temporal.workflow.getHandle(workflowId, runId).fetchHistory());
   const conv = temporal.options.loadedDataConverter.payloadConverter;
   const decode = (p: { payloads?: unknown[] | null } | null | undefined): unknown => {
     const first = p?.payloads?.[0];

@@ -10,6 +10,7 @@ import type { KaonClient, RunHandle } from '../../client';
 import type { ArtifactRef } from '../../definition/artifact-ref';
 import { ErrorCode, KaonError } from '../../definition/errors';
 import type { LineageRecord } from '../../data/lineage';
+import { decodeRaw } from '../../data/codec';
 import { CARD_MEDIA_TYPE, type CardDoc, type RunState } from '../run-state';
 import { readRunHistory, stateFromHistory, type RunHistory } from './history';
 
@@ -237,6 +238,8 @@ export async function startBoard(opts: BoardOptions): Promise<Board> {
     const st = state.steps.find((s) => s.key === key);
     if (!timing && !st) throw new HttpError(404, `run ${id} has no step ${JSON.stringify(key)}. To fix: open the run and pick a step of its DAG`);
     const pending = (d.raw.pendingActivities ?? []).find((p) => p.activityId === key);
+    // Its heartbeat details and last failure are raw payloads: ciphertext when a key is configured.
+    if (pending) await decodeRaw(temporal.options.loadedDataConverter, pending);
     const own = (await artifacts.listByRun(id).catch(() => [] as ArtifactRef[])).filter((r) => r.producer.step === key);
     const cardShas = new Set((st?.cards ?? []).map((c) => c.sha256));
     const outputs = own.filter((r) => !cardShas.has(r.sha256)).slice(0, 200);
