@@ -106,8 +106,17 @@ export interface SweepResult {
   records: number;
 }
 
-/** Clear what dead workers left in `dir`: kill their step process groups, remove their work dirs and records. */
-export function sweepDeadSteps(dir: string): SweepResult {
+/**
+ * Clear what dead workers left in `dir`: kill their step process groups, remove their work dirs and records. `say`
+ * hears one line when there was anything to clear.
+ */
+export function sweepDeadSteps(dir: string, say?: (message: string) => void): SweepResult {
+  const result = sweep(dir);
+  if (result.records > 0) say?.(`kaon: swept what dead workers left: ${result.records} step attempt(s); ${result.killed.length} process group(s) still alive, killed; ${result.removed.length} work dir(s) removed`);
+  return result;
+}
+
+function sweep(dir: string): SweepResult {
   const result: SweepResult = { killed: [], removed: [], records: 0 };
   let names: string[];
   try {

@@ -1,4 +1,4 @@
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { toMs, type Duration } from '../definition/duration';
 import { ErrorCode, KaonError } from '../definition/errors';
 import { isStepDef, type StepDef } from '../definition/step';
@@ -163,9 +163,9 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
       throw new KaonError({ code: ErrorCode.config, what: `queue name ${JSON.stringify(q)} is not valid`, fix: "use letters, digits, '_', '-' or '.', e.g. --queues default,python" });
     }
   }
-  // What a killed worker left on this machine (step process groups, work dirs) goes before this one takes steps.
-  sweepDeadSteps(liveStepsDir(kaonHome()));
   const connection = opts.connection ?? (await NativeConnection.connect(nativeConnectionConfig().options));
+  // What a killed worker left on this machine (step process groups, work dirs) goes before this one takes steps.
+  sweepDeadSteps(liveStepsDir(kaonHome()), (m) => Runtime.instance().logger.info(m));
   const namespace = opts.namespace ?? nativeConnectionConfig().namespace;
   const prior = priorStepsFromHistory(connection, namespace, loadDataConverter(opts.workerOptions?.dataConverter));
   const bookkeeping = opts.bookkeeping === null ? undefined : (opts.bookkeeping ?? mlflowFromEnv());
