@@ -108,7 +108,7 @@ async function runLocal(r: Runnable, call: LocalStepCall, hooks: LocalStepHooks,
   const heartbeat = (d?: unknown) => {
     if (typeof d !== 'object' || d === null) return;
     const { fraction, message } = d as { fraction?: unknown; message?: unknown };
-    const p = { ...(typeof fraction === 'number' ? { fraction } : {}), ...(typeof message === 'string' && message ? { message } : {}) };
+    const p = { ...(typeof fraction === 'number' ? { fraction } : {}), ...(typeof message === 'string' && message ? { message: secrets.redact(message) } : {}) };
     const text = JSON.stringify(p);
     if (text === '{}' || text === last) return;
     last = text;
