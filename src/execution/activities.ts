@@ -440,7 +440,7 @@ function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string,
   const { redact } = secrets;
   let lastProgress: unknown;
   const heartbeat = (d?: unknown) => {
-    if (d !== undefined) lastProgress = redactValue(d, redact);
+    if (d !== undefined) lastProgress = secrets.values === NO_SECRETS ? d : redactValue(d, redact);
     actx.heartbeat(lastProgress);
   };
   let inputRefs: ArtifactRef[] = [];
