@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 export function liveStepsDir(home: string): string {
@@ -40,6 +41,8 @@ function exists(pid: number): boolean {
 }
 
 interface LiveStep {
+  /** A KAON_HOME shared between machines holds other hosts' records too: only this host's are swept. */
+  host?: string;
   worker: { pid: number; start?: string };
   workDir: string;
   group?: { pgid: number; start?: string };
@@ -58,7 +61,7 @@ const NONE: LiveRecord = { setGroup: () => undefined, remove: () => undefined };
 export function recordLiveStep(dir: string | undefined, workDir: string): LiveRecord {
   if (!dir) return NONE;
   const file = path.join(dir, `${process.pid}-${randomUUID().slice(0, 8)}.json`);
-  const rec: LiveStep = { worker: { pid: process.pid, ...startOf(process.pid) }, workDir };
+  const rec: LiveStep = { host: os.hostname(), worker: { pid: process.pid, ...startOf(process.pid) }, workDir };
   const write = () => {
     const tmp = `${file}.tmp`;
     writeFileSync(tmp, JSON.stringify(rec));
@@ -120,10 +123,16 @@ function sweep(dir: string): SweepResult {
   const result: SweepResult = { killed: [], removed: [], records: 0 };
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith('.json'));
+    names = readdirSync(dir);
   } catch {
     return result; // no dir: nothing was ever recorded
   }
+  // A record half written when its worker was killed: named <pid>-<id>.json.tmp.
+  for (const n of names.filter((x) => x.endsWith('.json.tmp'))) {
+    const pid = Number(n.split('-')[0]);
+    if (Number.isInteger(pid) && pid > 0 && !exists(pid)) rmSync(path.join(dir, n), { force: true });
+  }
+  names = names.filter((n) => n.endsWith('.json'));
   for (const name of names) {
     const file = path.join(dir, name);
     let rec: LiveStep;
@@ -132,7 +141,7 @@ function sweep(dir: string): SweepResult {
     } catch {
       continue;
     }
-    if (typeof rec?.worker?.pid !== 'number' || workerAlive(rec.worker)) continue;
+    if (typeof rec?.worker?.pid !== 'number' || (rec.host !== undefined && rec.host !== os.hostname()) || workerAlive(rec.worker)) continue;
     const g = rec.group;
     if (g && Number.isInteger(g.pgid) && g.pgid > 1) {
       // The leader's pid reused by another process (another start time) means the group is not ours. A leader
