@@ -15,6 +15,8 @@ import type { StepRunner } from '../definition/step';
 export const BASE_ALLOW: readonly string[] = [
   'PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'LC_*', 'TZ', 'TMPDIR', 'TEMP', 'TMP', 'TERM',
   'SSL_CERT_FILE', 'SSL_CERT_DIR', 'PYTHONPATH',
+  // Which GPUs and how many threads: a worker's placement decisions, not secrets.
+  'LD_LIBRARY_PATH', 'CUDA_VISIBLE_DEVICES', 'NVIDIA_VISIBLE_DEVICES', 'OMP_NUM_THREADS',
 ];
 
 /** Passed in addition to the steps of one runner kind. */
