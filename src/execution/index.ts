@@ -29,3 +29,6 @@ export { ensurePythonEnv, pythonEnvKey, type PythonEnvOptions } from './python-e
 export { createRunnerExecutors, findArtifactRefs, KAON_PYTHON_HELPERS, type ArtifactIO, type RunnerDeps } from './runners';
 export { historyPriorSteps, type HistoryEvent, type PriorStep, type PriorSteps } from './prior-steps';
 export { checkJava, ensureSparkEnv, PYSPARK_VERSION, sparkMaster, type SparkEnv } from './spark';
+export { stepEnv, BASE_ALLOW, RUNNER_ALLOW, type StepEnvParts } from './step-env';
+export { resolveSecrets, redactor, type StepSecrets } from './secrets';
+export { liveStepsDir, sweepDeadSteps, type SweepResult } from './sweep';

@@ -1,4 +1,4 @@
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { toMs, type Duration } from '../definition/duration';
 import { ErrorCode, KaonError } from '../definition/errors';
 import { isStepDef, type StepDef } from '../definition/step';
@@ -9,6 +9,7 @@ import { createRunnerExecutors, type RunnerDeps } from '../execution/runners';
 import { createMapActivities } from '../execution/map-activities';
 import { historyPriorSteps, type HistoryEvent, type PriorSteps } from '../execution/prior-steps';
 import { mlflowFromEnv } from '../execution/mlflow';
+import { liveStepsDir, sweepDeadSteps } from '../execution/sweep';
 import { isStepImpl, type StepImpl } from '../execution/implement';
 import { taskQueueFor } from '../workflow/options';
 import { bundlePipelines } from './bundle';
@@ -86,6 +87,7 @@ export function defaultExecutors(store: Pick<ArtifactStore, 'getPath' | 'put'>, 
     ...deps,
     root: deps.root ?? projectRoot(),
     pythonEnv: { home: kaonHome(), ...deps.pythonEnv },
+    liveDir: deps.liveDir ?? liveStepsDir(kaonHome()),
     artifacts: {
       // Inputs are hard links to the read-only blobs where the store is local (copies across filesystems, for S3,
       // and for a root worker, which permission bits would not stop): see ArtifactStoreOptions.links.
@@ -166,6 +168,8 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
     }
   }
   const connection = opts.connection ?? (await NativeConnection.connect(nativeConnectionConfig().options));
+  // What a killed worker left on this machine (step process groups, work dirs) goes before this one takes steps.
+  sweepDeadSteps(liveStepsDir(kaonHome()), (m) => Runtime.instance().logger.info(m));
   const namespace = opts.namespace ?? nativeConnectionConfig().namespace;
   // Encrypted payloads (AES-GCM) when $KAON_ENCRYPTION_KEY_FILE is set; the same converter reads earlier histories.
   const dataConverter = opts.workerOptions?.dataConverter ?? kaonDataConverter();
