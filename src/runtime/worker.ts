@@ -17,6 +17,7 @@ import { decodeArrayFromPayloads, loadDataConverter } from '@temporalio/common/l
 import { Context } from '@temporalio/activity';
 import { DEFAULT_DEPLOYMENT, KaonDeployments } from '../client/deployments';
 import { DEFAULT_TASK_QUEUE, nativeConnectionConfig } from './config';
+import { checkNamespace, withConnectErrors } from '../client/connect-errors';
 import { defaultArtifactStore } from './artifacts';
 import { kaonHome, projectRoot } from './paths';
 import type { KaonMetrics } from '../observe/metrics';
@@ -161,8 +162,12 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
       throw new KaonError({ code: ErrorCode.config, what: `queue name ${JSON.stringify(q)} is not valid`, fix: "use letters, digits, '_', '-' or '.', e.g. --queues default,python" });
     }
   }
-  const connection = opts.connection ?? (await NativeConnection.connect(nativeConnectionConfig().options));
-  const namespace = opts.namespace ?? nativeConnectionConfig().namespace;
+  const own = opts.connection ? undefined : nativeConnectionConfig();
+  const namespace = opts.namespace ?? own?.namespace ?? nativeConnectionConfig().namespace;
+  const target = { address: own?.options.address ?? '', namespace, tls: own?.options.tls, apiKey: own?.options.apiKey };
+  // Connect errors and a missing namespace fail here, naming the setting at fault (see connect-errors.ts).
+  const connection = opts.connection ?? (await withConnectErrors(target, () => NativeConnection.connect(own!.options)));
+  await checkNamespace((req) => connection.workflowService.describeNamespace(req), target);
   const prior = priorStepsFromHistory(connection, namespace, loadDataConverter(opts.workerOptions?.dataConverter));
   const bookkeeping = opts.bookkeeping === null ? undefined : (opts.bookkeeping ?? mlflowFromEnv());
   const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo, prior, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(bookkeeping ? { bookkeeping } : {}) }), ...createMapActivities(store) };
