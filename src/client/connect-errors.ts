@@ -25,15 +25,15 @@ export interface ConnectTarget {
   apiKey?: unknown;
 }
 
-/** Where each setting comes from, in Temporal's envconfig conventions (the temporal.toml key in brackets). */
+/** Where each setting comes from, in Temporal's envconfig conventions: the variable, and the temporal.toml key. */
 const S = {
-  address: 'TEMPORAL_ADDRESS [address]',
-  namespace: 'TEMPORAL_NAMESPACE [namespace]',
-  tls: 'TEMPORAL_TLS [tls.disabled]',
-  ca: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH or _DATA [tls.server_ca_cert_path]',
-  cert: 'TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH (or _DATA) [tls.client_cert_path, tls.client_key_path]',
-  serverName: 'TEMPORAL_TLS_SERVER_NAME [tls.server_name]',
-  apiKey: 'TEMPORAL_API_KEY [api_key]',
+  address: 'TEMPORAL_ADDRESS (temporal.toml: address)',
+  namespace: 'TEMPORAL_NAMESPACE (temporal.toml: namespace)',
+  tls: 'TEMPORAL_TLS (temporal.toml: tls.disabled)',
+  ca: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH or _DATA (temporal.toml: tls.server_ca_cert_path)',
+  cert: 'TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH, or their _DATA (temporal.toml: tls.client_cert_path, tls.client_key_path)',
+  serverName: 'TEMPORAL_TLS_SERVER_NAME (temporal.toml: tls.server_name)',
+  apiKey: 'TEMPORAL_API_KEY (temporal.toml: api_key)',
 };
 
 /** How long the probe waits for each stage (connect, handshake, first frame): a live server answers in ms. */
@@ -171,9 +171,10 @@ function firstLine(err: unknown): string {
   return parts.join(': ').slice(0, 300);
 }
 
+/** `what` names the address and namespace itself when it starts with "cannot reach Temporal at". */
 function fail(target: ConnectTarget, what: string, fix: string, cause: unknown): KaonError {
   const at = target.address ? `Temporal at ${target.address}, namespace ${target.namespace}` : `namespace ${target.namespace}`;
-  return new KaonError({ code: ErrorCode.config, what: `${what} (${at})`, fix, cause });
+  return new KaonError({ code: ErrorCode.config, what: what.startsWith('cannot reach Temporal at') ? what : `${what} (${at})`, fix, cause });
 }
 
 /**
@@ -205,7 +206,7 @@ export async function connectError(err: unknown, target: ConnectTarget, probed?:
   const d = probe.detail;
   switch (probe.kind) {
     case 'refused':
-      return fail(target, `cannot reach Temporal at ${target.address}: connection refused (nothing listens there)`, `start a local server with \`kaon dev\` (or \`npm run demo\`), or point ${S.address} / TEMPORAL_PROFILE at your cluster`, err);
+      return fail(target, `cannot reach Temporal at ${target.address} (namespace ${target.namespace}): connection refused, nothing listens there`, `start a local server with \`kaon dev\` (or \`npm run demo\`), or point ${S.address} / TEMPORAL_PROFILE at your cluster`, err);
     case 'unknown-host':
       return fail(target, `cannot reach Temporal: the host in ${target.address} is unknown (${d})`, `check the host name in ${S.address}`, err);
     case 'timeout':

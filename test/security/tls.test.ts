@@ -21,7 +21,7 @@ import { cliSlow } from '../fixtures/cli-project/pipelines';
 import * as steps from '../fixtures/cli-project/steps';
 import { ROOT, testServer } from '../support/temporal';
 import { makeCerts, startTlsProxy, type TestCerts, type TlsProxy } from '../support/tls-proxy';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 
 const WORKFLOWS = path.join(ROOT, 'test/fixtures/cli-project/pipelines.ts');
@@ -96,14 +96,35 @@ describe('a pipeline end to end through the TLS endpoint', { timeout: 120_000 },
   });
 
   for (const mode of ['tls', 'mtls', 'apiKey'] as const) {
-    test(`${mode}: the worker (NativeConnection), kaon/client and the CLI (run --wait, status) connect through envconfig`, async () => {
+    // Over mTLS the worker is `kaon worker` (the CLI); otherwise createKaonWorker in this process.
+    const workerKind = mode === 'mtls' ? 'kaon worker' : 'createKaonWorker';
+    test(`${mode}: the worker (${workerKind}), kaon/client and the CLI (run --wait, status) connect through envconfig`, async () => {
       const { proxy, vars } = modes()[mode];
       const queue = `tls-${mode}-${randomUUID().slice(0, 8)}`;
       const before = proxy.stats.forwarded;
-      const artifacts = createArtifactStore(artifactsDir, { localDir: artifactsDir });
-      // No connection passed: the worker and the client read TEMPORAL_* like a user's deployment would.
-      const worker = await withEnv(vars, () => createKaonWorker({ workflowsPath: WORKFLOWS, workflowBundle: bundle, activities: steps, taskQueue: queue, artifacts, shutdownGraceTime: '1s' }));
-      const running = worker.run();
+      let stop: () => Promise<void>;
+      if (mode === 'mtls') {
+        const w = new CliProcess(['worker', ...FIXTURE_FLAGS], { env: cli(vars, queue) });
+        stop = async () => {
+          w.kill();
+          await w.exited;
+        };
+        try {
+          await w.waitFor(new RegExp(`connected to ${proxy.address.replace(/\./g, '\\.')} \\(namespace default\\)[^]*task queue`), 60_000);
+        } catch (err) {
+          await stop();
+          throw err;
+        }
+      } else {
+        const artifacts = createArtifactStore(artifactsDir, { localDir: artifactsDir });
+        // No connection passed: the worker reads TEMPORAL_* like a user's deployment would.
+        const worker = await withEnv(vars, () => createKaonWorker({ workflowsPath: WORKFLOWS, workflowBundle: bundle, activities: steps, taskQueue: queue, artifacts, shutdownGraceTime: '1s' }));
+        const running = worker.run();
+        stop = async () => {
+          worker.shutdown();
+          await running;
+        };
+      }
       try {
         const client = await withEnv(vars, () => connect({ taskQueue: queue }));
         try {
@@ -114,14 +135,14 @@ describe('a pipeline end to end through the TLS endpoint', { timeout: 120_000 },
         }
         const r = await kaon(['run', 'cli-slow', '--params', '{"ms":10}', '--wait', ...FIXTURE_FLAGS], { env: cli(vars, queue) });
         assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /"waited": 10/);
         const id = /^started cli-slow run (\S+)/m.exec(r.stdout)?.[1];
         assert.ok(id, r.stdout);
-        const s = await kaon(['status', id], { env: cli(vars, queue) });
-        assert.equal(s.code, 0, s.stderr);
-        assert.match(s.stdout, /succeeded/);
+        const st = await kaon(['status', id], { env: cli(vars, queue) });
+        assert.equal(st.code, 0, st.stderr);
+        assert.match(st.stdout, /succeeded/);
       } finally {
-        worker.shutdown();
-        await running;
+        await stop();
       }
       // The traffic really went through the TLS endpoint: polls, the runs, the CLI's calls.
       assert.ok(proxy.stats.forwarded - before > 10, `forwarded ${proxy.stats.forwarded - before} streams`);
@@ -129,20 +150,18 @@ describe('a pipeline end to end through the TLS endpoint', { timeout: 120_000 },
     });
   }
 
-  test('kaon worker (the CLI) serves a run over mTLS', async () => {
-    const { vars } = modes().mtls;
-    const queue = `tls-cli-worker-${randomUUID().slice(0, 8)}`;
-    const w = new CliProcess(['worker', ...FIXTURE_FLAGS], { env: cli(vars, queue) });
+  test('a temporal.toml profile (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE) with an API key and a CA', async () => {
+    const toml = path.join(certs.dir, 'temporal.toml');
+    writeFileSync(toml, `[profile.staging]\naddress = "${keyProxy.address}"\nnamespace = "default"\napi_key = "${API_KEY}"\n\n[profile.staging.tls]\nserver_ca_cert_path = "${certs.caPath}"\n`);
+    const before = keyProxy.stats.forwarded;
+    const client = await withEnv({ TEMPORAL_CONFIG_FILE: toml, TEMPORAL_PROFILE: 'staging' }, () => connect({ taskQueue: 'tls-profile' }));
     try {
-      await w.waitFor(new RegExp(`connected to ${mtlsProxy.address.replace(/\./g, '\\.')} \\(namespace default\\)`), 60_000);
-      await w.waitFor(/task queue/, 60_000);
-      const r = await kaon(['run', 'cli-slow', '--params', '{"ms":10}', '--wait', ...FIXTURE_FLAGS], { env: cli(vars, queue) });
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /"waited": 10/);
+      assert.deepEqual(await client.list({ pipeline: 'no-such-pipeline' }), []);
     } finally {
-      w.kill();
-      await w.exited;
+      await client.close();
     }
+    assert.ok(keyProxy.stats.forwarded > before, 'the profile led to the API-key endpoint');
+    assert.equal(keyProxy.stats.unauthenticated, 0);
   });
 });
 
@@ -163,6 +182,11 @@ const rows: Row[] = [
     name: 'TLS on with no CA (system roots) against a private CA',
     vars: () => ({ TEMPORAL_ADDRESS: tlsProxy.address, TEMPORAL_TLS: 'true' }),
     message: /TLS certificate is not trusted: no CA is configured.*To fix: set TEMPORAL_TLS_SERVER_CA_CERT_PATH/,
+  },
+  {
+    name: 'TEMPORAL_TLS_SERVER_NAME that the certificate does not name',
+    vars: () => ({ TEMPORAL_ADDRESS: tlsProxy.address, TEMPORAL_TLS_SERVER_CA_CERT_PATH: certs.caPath, TEMPORAL_TLS_SERVER_NAME: 'temporal.wrong.example' }),
+    message: /TLS certificate does not match the host name.*To fix: .*set TEMPORAL_TLS_SERVER_NAME/,
   },
   {
     name: 'mTLS required, no client certificate',
@@ -197,7 +221,7 @@ const rows: Row[] = [
   {
     name: 'nothing listens at TEMPORAL_ADDRESS (ECONNREFUSED)',
     vars: () => ({ TEMPORAL_ADDRESS: refusedAddress }),
-    message: /cannot reach Temporal at 127\.0\.0\.1:\d+: connection refused.*To fix: start a local server with `kaon dev`.*TEMPORAL_ADDRESS/,
+    message: /cannot reach Temporal at 127\.0\.0\.1:\d+ \(namespace default\): connection refused, nothing listens there\. To fix: start a local server with `kaon dev`.*TEMPORAL_ADDRESS/,
   },
   {
     name: 'TEMPORAL_ADDRESS is an HTTP/1 server',
@@ -247,7 +271,7 @@ describe('connection errors name the setting and the fix, fast', { timeout: 180_
   }
 
   test('the CLI (kaon status, kaon worker) prints the same one-line errors and exits 1', async () => {
-    const picked = rows.filter((r) => /wrong CA|no client certificate|none set|plain text against|HTTP\/1|namespace/.test(r.name));
+    const picked = rows.filter((r) => /^wrong CA|no client certificate|none set|plain text against|HTTP\/1|namespace/.test(r.name));
     assert.equal(picked.length, 6);
     const results = await Promise.all(
       picked.flatMap((row) => [
