@@ -137,6 +137,7 @@ export function probeTransport(target: ConnectTarget, timeoutMs = PROBE_MS): Pro
       const speaksTls = await new Promise<boolean>((resolve) => {
         const s = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
         const timer = setTimeout(() => { s.destroy(); resolve(false); }, timeoutMs);
+        timer.unref();
         s.on('secureConnect', () => { clearTimeout(timer); s.destroy(); resolve(true); });
         s.on('error', () => { clearTimeout(timer); resolve(false); });
       });
