@@ -167,7 +167,10 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   const target = { address: own?.options.address ?? '', namespace, tls: own?.options.tls, apiKey: own?.options.apiKey };
   // Connect errors and a missing namespace fail here, naming the setting at fault (see connect-errors.ts).
   const connection = opts.connection ?? (await withConnectErrors(target, () => NativeConnection.connect(own!.options)));
-  await checkNamespace((req) => connection.workflowService.describeNamespace(req), target);
+  await checkNamespace((req) => connection.workflowService.describeNamespace(req), target).catch(async (err: unknown) => {
+    if (!opts.connection) await connection.close();
+    throw err;
+  });
   const prior = priorStepsFromHistory(connection, namespace, loadDataConverter(opts.workerOptions?.dataConverter));
   const bookkeeping = opts.bookkeeping === null ? undefined : (opts.bookkeeping ?? mlflowFromEnv());
   const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo, prior, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(bookkeeping ? { bookkeeping } : {}) }), ...createMapActivities(store) };
