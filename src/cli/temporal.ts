@@ -4,6 +4,7 @@ import type { Connection } from '@temporalio/client';
 import type { NativeConnection, NativeConnectionOptions } from '@temporalio/worker';
 import type { KaonClient, RunStatusInfo } from '../client';
 import { connectionConfig } from '../client/connection';
+import { checkNamespace, connectFast, withConnectErrors } from '../client/connect-errors';
 import { ErrorCode, KaonError } from '../definition/errors';
 import { nativeConnectionConfig } from '../runtime/config';
 import { int, type OptionValues } from './command';
@@ -46,15 +47,6 @@ export function runUrl(target: Target, id: string): string | undefined {
   return target.ui ? `${target.ui}/namespaces/${encodeURIComponent(target.namespace)}/workflows/${encodeURIComponent(id)}` : undefined;
 }
 
-function unreachable(address: string, namespace: string, err: unknown): KaonError {
-  return new KaonError({
-    code: ErrorCode.config,
-    what: `cannot reach Temporal at ${address} (namespace ${namespace}): ${(err as Error).message?.split('\n')[0] ?? String(err)}`,
-    fix: 'start a local server with `kaon dev` (or `npm run demo`), or point TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TEMPORAL_PROFILE at your cluster',
-    cause: err,
-  });
-}
-
 function envTarget(env: NodeJS.ProcessEnv): Target & { options: ReturnType<typeof connectionConfig>['connectionOptions'] } {
   let cfg: ReturnType<typeof connectionConfig>;
   try {
@@ -75,13 +67,9 @@ export async function connectClient(
   const target: Target = opts.address
     ? { address: opts.address, namespace: opts.namespace ?? 'default', ui: opts.ui ?? uiBaseFor(opts.address, env) }
     : base!;
-  let connection: Connection;
-  try {
-    const { Connection } = temporalClient();
-    connection = await Connection.connect({ ...(base?.options ?? {}), address: target.address, connectTimeout: '5s' });
-  } catch (err) {
-    throw unreachable(target.address, target.namespace, err);
-  }
+  const options = { ...(base?.options ?? {}), address: target.address };
+  const c = await connectFast({ ...target, tls: options.tls, apiKey: options.apiKey }, () => temporalClient().Connection.connect({ ...options, connectTimeout: '5s' }));
+  const connection: Connection = await closeOnThrow(c, () => checkNamespace((req) => c.workflowService.describeNamespace(req), target));
   const { connect, kaonDataConverter } = kaonClient();
   let kaon: KaonClient;
   try {
@@ -115,12 +103,23 @@ export async function connectWorker(server?: { address: string; namespace: strin
     ({ options, namespace } = nativeConnectionConfig());
   }
   const addr = options.address ?? '127.0.0.1:7233';
+  const target = { address: addr, namespace, tls: options.tls, apiKey: options.apiKey };
+  const connection = await withConnectErrors(target, async () => {
+    const c = await temporalWorker().NativeConnection.connect(options);
+    return closeOnThrow(c, () => checkNamespace((req) => c.workflowService.describeNamespace(req), target));
+  });
+  return { connection, address: addr, namespace };
+}
+
+/** `c` once `check` passes; closed if it throws. */
+async function closeOnThrow<C extends { close(): Promise<void> }>(c: C, check: () => Promise<void>): Promise<C> {
   try {
-    const { NativeConnection } = temporalWorker();
-    return { connection: await NativeConnection.connect(options), address: addr, namespace };
+    await check();
   } catch (err) {
-    throw unreachable(addr, namespace, err);
+    await c.close();
+    throw err;
   }
+  return c;
 }
 
 /** Kaon's own status while it is meaningful, Temporal's otherwise (terminated, timed out). */

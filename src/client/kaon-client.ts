@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createHash } from 'node:crypto';
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowClientInterceptor } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type ConnectionOptions, type WorkflowClientInterceptor } from '@temporalio/client';
 import { tracingConfigured } from '../observe/otel-env';
 import type { z } from 'zod';
 import type { DataConverter } from '@temporalio/common';
@@ -11,6 +11,7 @@ import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { EVENT_SIGNAL, EVENTS_WORKFLOW, eventsWorkflowId, fairnessKeyFor, isPriority, QUERY_JOINS, SAKey, type EventMessage, type EventsView, type StepCall } from '../definition/internal/protocol';
 import { isPipeline, type AnyPipeline, type PipelineMessages, type PipelineParams, type PipelineResult } from '../definition/pipeline';
 import { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
+import { checkNamespace, connectFast } from './connect-errors';
 import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
 import { KaonSchedules } from './schedules';
 import { KaonDeployments } from './deployments';
@@ -301,11 +302,25 @@ function clientTracingInterceptor(): WorkflowClientInterceptor {
   return new OpenTelemetryWorkflowClientInterceptor();
 }
 
+/** Connect (5 s unless the options say otherwise) and check the namespace; failures name the setting at fault. */
+async function openConnection(options: ConnectionOptions, namespace: string): Promise<Connection> {
+  const target = { address: options.address ?? '127.0.0.1:7233', namespace, tls: options.tls, apiKey: options.apiKey };
+  const connection = await connectFast(target, () => Connection.connect({ connectTimeout: '5s', ...options }));
+  try {
+    await checkNamespace((req) => connection.workflowService.describeNamespace(req), target);
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
+  return connection;
+}
+
 export async function connect(opts: ConnectOptions = {}): Promise<KaonClient> {
   const cfg = connectionConfig();
   const dataConverter = opts.dataConverter ?? kaonDataConverter(); // a bad key file fails before connecting
-  const connection = opts.connection ?? (await Connection.connect(cfg.connectionOptions));
-  const client = new Client({ connection, namespace: opts.namespace ?? cfg.namespace, dataConverter, ...(tracingConfigured() ? { interceptors: { workflow: [clientTracingInterceptor()] } } : {}) });
+  const namespace = opts.namespace ?? cfg.namespace;
+  const connection = opts.connection ?? (await openConnection(cfg.connectionOptions, namespace));
+  const client = new Client({ connection, namespace, dataConverter, ...(tracingConfigured() ? { interceptors: { workflow: [clientTracingInterceptor()] } } : {}) });
   return new KaonClient(client, opts.taskQueue ?? DEFAULT_TASK_QUEUE(), opts.connection === undefined);
 }
 

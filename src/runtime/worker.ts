@@ -18,6 +18,7 @@ import { decodeArrayFromPayloads, loadDataConverter } from '@temporalio/common/l
 import { Context } from '@temporalio/activity';
 import { DEFAULT_DEPLOYMENT, KaonDeployments } from '../client/deployments';
 import { DEFAULT_TASK_QUEUE, nativeConnectionConfig } from './config';
+import { checkNamespace, withConnectErrors } from '../client/connect-errors';
 import { defaultArtifactStore } from './artifacts';
 import { kaonDataConverter } from '../data/codec';
 import { kaonHome, projectRoot } from './paths';
@@ -167,10 +168,17 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
       throw new KaonError({ code: ErrorCode.config, what: `queue name ${JSON.stringify(q)} is not valid`, fix: "use letters, digits, '_', '-' or '.', e.g. --queues default,python" });
     }
   }
-  const connection = opts.connection ?? (await NativeConnection.connect(nativeConnectionConfig().options));
+  const own = opts.connection ? undefined : nativeConnectionConfig();
+  const namespace = opts.namespace ?? own?.namespace ?? nativeConnectionConfig().namespace;
+  const target = { address: own?.options.address ?? '', namespace, tls: own?.options.tls, apiKey: own?.options.apiKey };
+  // Connect errors and a missing namespace fail here, naming the setting at fault (see connect-errors.ts).
+  const connection = opts.connection ?? (await withConnectErrors(target, () => NativeConnection.connect(own!.options)));
+  await checkNamespace((req) => connection.workflowService.describeNamespace(req), target).catch(async (err: unknown) => {
+    if (!opts.connection) await connection.close();
+    throw err;
+  });
   // What a killed worker left on this machine (step process groups, work dirs) goes before this one takes steps.
   sweepDeadSteps(liveStepsDir(kaonHome()), (m) => Runtime.instance().logger.info(m));
-  const namespace = opts.namespace ?? nativeConnectionConfig().namespace;
   // Encrypted payloads (AES-GCM) when $KAON_ENCRYPTION_KEY_FILE is set; the same converter reads earlier histories.
   const dataConverter = opts.workerOptions?.dataConverter ?? kaonDataConverter();
   const prior = priorStepsFromHistory(connection, namespace, loadDataConverter(dataConverter));
