@@ -21,6 +21,7 @@ import type { StepDef, StepRunner } from '../definition/step';
 import type { RunnerExecutor } from './activities';
 import type { StepContext, StepLogger } from './implement';
 import { runProcess, type ArtifactMessage, type TailLine } from './process';
+import { PythonErrorScan } from './python-errors';
 import { ensurePythonEnv, type PythonEnvOptions } from './python-env';
 import { classifySparkFailure, driverHost, ensureSparkEnv, SparkErrorScan, sparkMaster, sparkSubmitArgs, SparkWatcher } from './spark';
 
@@ -412,7 +413,9 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
         ensurePythonEnv(requirements, { say: (m) => ctx.log.info(m), log: pipLog, ...deps.pythonEnv }),
         ctx.signal,
       );
-      return { argv: [pythonExe, script, ...(run.args ?? [])], cwd: base, label: `Python step "${def.name}" (key ${ctx.key}, ${run.script})` };
+      const label = `Python step "${def.name}" (key ${ctx.key}, ${run.script})`;
+      const scan = new PythonErrorScan();
+      return { argv: [pythonExe, script, ...(run.args ?? [])], cwd: base, label, onLine: (t) => scan.onLine(t), mapError: (err) => scan.classify(err, label, run.script) };
     });
   };
 
