@@ -33,7 +33,7 @@ after(async () => {
 });
 
 describe('kaon_step misuse is bad input, not retried', () => {
-  test(`${misuseCases.length} misuse kinds (Python helper and raw protocol fd) fail on attempt 1 with the subject and the fix`, { timeout: 240_000 }, async () => {
+  test(`${misuseCases.length} misuse kinds (Python helper, R helper, raw protocol fd) fail on attempt 1 with the subject and the fix`, { timeout: 240_000 }, async () => {
     const results = await Promise.all(
       misuseCases.map(async (c) => {
         const run = await env.kaon.start(misuse, { step: stepNameOf(c) });
