@@ -8,10 +8,13 @@
  *   any other code    failure → retryable KaonError (processFailed); Temporal retries per the step's policy.
  *   killed by signal  (not by Kaon) e.g. the OOM killer → retryable, like other failures.
  * Kaon's own decisions: timeout → retryable KaonError (timeout); cancellation → the AbortSignal's reason is
- * rethrown (in an activity it is Temporal's CancelledFailure); a program that cannot start (ENOENT, EACCES) or
- * writes malformed protocol lines → non-retryable KaonError (processFailed): retrying the same bytes cannot help.
+ * rethrown (in an activity it is Temporal's CancelledFailure); a program that cannot start (ENOENT, EACCES) →
+ * non-retryable KaonError (processFailed). A program that writes a malformed protocol line (not UTF-8, not a JSON
+ * object, an unknown type or bad field, a second output, over 1 MiB) fails non-retryably whatever its exit code,
+ * unless it was killed by a signal (a kill can cut a line short): the reader never trusts the helper, since a
+ * script may write the fd itself, and retrying the same bytes cannot help. The error quotes PROTOCOL_EXPECTS.
  *
- * Protocol (one JSON object per line on fd $KAON_PROTOCOL_FD, so user prints never collide with it):
+ * Protocol (one UTF-8 JSON object per line on fd $KAON_PROTOCOL_FD, so user prints never collide with it):
  *   {"type":"progress","fraction":0.4,"message":"epoch 4/10"}
  *   {"type":"output","value":{...}}                       (at most once)
  *   {"type":"artifact","path":"model.pkl","name":"model","mediaType":"application/octet-stream"}
