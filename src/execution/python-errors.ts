@@ -20,7 +20,7 @@ export class PythonErrorScan {
   }
 
   /** The non-retryable error to fail with instead of `err`, or `err` itself. */
-  classify(err: unknown, label: string, script: string): unknown {
+  classify(err: unknown, label: string, script: string, provisioned = true): unknown {
     if (!(err instanceof KaonError) || !err.retryable || err.code !== ErrorCode.processFailed) return err;
     const d = err.details as { exitCode?: number | null; signal?: string | null } | undefined;
     if (d?.exitCode !== 1 || d.signal) return err; // 1: Python's exit code for an uncaught exception
@@ -53,7 +53,7 @@ export class PythonErrorScan {
       return new KaonError({
         code: ErrorCode.invalidDefinition,
         what: `${label} imports ${mod ? `the module "${mod}"` : 'a module'}, which its Python environment does not have (${last})`,
-        fix: `add the package that provides it to the step's requirements, python('${script}', { requirements: ['${mod?.split('.')[0] ?? 'package'}'] }) (the pip name may differ from the module's), or correct the import; this failure is not retried`,
+        fix: `${provisioned ? 'add the package that provides it to the step\'s requirements' : 'run the script as a python() step with the package in its requirements (Kaon then provisions it), or install it into the interpreter the command runs'}, python('${script}', { requirements: ['${mod?.split('.')[0] ?? 'package'}'] }) (the pip name may differ from the module's), or correct the import; this failure is not retried`,
         retryable: false,
         details: err.details,
         cause: err,

@@ -377,11 +377,16 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
       }
       // A bare name is looked up on PATH; anything with a slash is a file relative to the project root.
       const resolved = program.includes('/') ? path.resolve(base, program) : program;
+      const label = `step "${def.name}" (key ${ctx.key}, ${path.basename(program)})`;
+      // command(['python3', 'train.py']) fails like python('train.py') when its script does not parse.
+      const script = /^python[\d.]*$/.test(path.basename(program)) ? args.find((a) => a.endsWith('.py')) : undefined;
+      const scan = script !== undefined ? new PythonErrorScan() : undefined;
       return {
         argv: [resolved, ...args],
         ...(run.env ? { env: { ...run.env } } : {}),
         cwd: run.cwd ? path.resolve(base, run.cwd) : base,
-        label: `step "${def.name}" (key ${ctx.key}, ${path.basename(program)})`,
+        label,
+        ...(scan && script !== undefined ? { onLine: (t: TailLine) => scan.onLine(t), mapError: (err: unknown) => scan.classify(err, label, script, false) } : {}),
       };
     });
   };
