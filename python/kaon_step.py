@@ -9,7 +9,9 @@
     k.output({"model": model, "accuracy": 0.93})
 
 Messages go to a dedicated pipe ($KAON_PROTOCOL_FD; a file, $KAON_PROTOCOL_FILE, in Spark drivers) as JSON lines, so print() and logging never collide with
-them. Exit code 65 (see bad_input) means "bad input, do not retry"; any other non-zero exit is retried.
+them. Exit code 65 (see bad_input) means "bad input, do not retry"; any other non-zero exit is retried. A misused call
+(a second output, NaN in an output, progress outside [0, 1], a set or bytes in a value) raises KaonStepError, which,
+uncaught, also exits 65: the same code would fail the same way on a retry.
 """
 
 import json
@@ -41,8 +43,101 @@ def _channel():
     return _stream
 
 
+class KaonStepError(ValueError):
+    """A kaon_step call was misused (a second output, NaN in an output, progress outside [0, 1]…). Retrying the same
+    code cannot help, so an uncaught KaonStepError ends the script with exit 65 (bad input: not retried)."""
+
+
+def _misuse(call, what, fix):
+    raise KaonStepError("kaon_step.%s: %s. To fix: %s" % (call, what, fix))
+
+
+def _exit_on_misuse(exc_type, exc, tb, previous):
+    previous(exc_type, exc, tb)
+    if issubclass(exc_type, KaonStepError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(BAD_INPUT_EXIT_CODE)  # also from a thread; sys.exit() there would end only the thread
+
+
+_previous_hook = sys.excepthook
+sys.excepthook = lambda t, e, tb: _exit_on_misuse(t, e, tb, _previous_hook)
+_previous_thread_hook = threading.excepthook
+
+
+def _thread_hook(args):
+    _previous_thread_hook(args)
+    if args.exc_type is not None and issubclass(args.exc_type, KaonStepError):
+        _exit_on_misuse(args.exc_type, args.exc_value, args.exc_traceback, lambda *_: None)
+
+
+threading.excepthook = _thread_hook
+
+_MAX_DEPTH = 200
+
+
+def _field(path):
+    parts = []
+    for i, p in enumerate(path):
+        if isinstance(p, int):
+            parts.append("[%d]" % p)
+        elif p.isidentifier():
+            parts.append(("." if i else "") + p)
+        else:
+            parts.append("[%s]" % json.dumps(p))
+    return "".join(parts) or "the value itself"
+
+
+def _check_json(call, what, value, fix_prefix=""):
+    found = _json_problem(value)
+    if found:
+        path, why = found
+        where = what if not path else "%s at %s" % (what, _field(path))
+        _misuse(call, "%s %s" % (where, why), fix_prefix + "pass only JSON data (large or binary data as an artifact)")
+
+
+def _json_problem(value, path=(), seen=None):
+    """(path, why) of the first part of `value` that is not plain JSON, else None. json.dumps would fail on it,
+    or, worse, coerce it (a tuple key, an int key turned into a string)."""
+    if len(path) > _MAX_DEPTH:
+        return path[:3], "nests deeper than %d levels" % _MAX_DEPTH
+    if value is None or isinstance(value, (str, bool)):
+        return None
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return path, "is %r, which is not JSON; pass a finite number or None" % value
+        return None
+    seen = seen if seen is not None else set()
+    if isinstance(value, (list, tuple, dict)):
+        if id(value) in seen:
+            return path, "is a circular reference (the value contains itself)"
+        seen.add(id(value))
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    return path, "has the key %r (a %s); JSON keys are strings: use str keys" % (k, type(k).__name__)
+                found = _json_problem(v, path + (k,), seen)
+                if found:
+                    return found
+        else:
+            for i, v in enumerate(value):
+                found = _json_problem(v, path + (i,), seen)
+                if found:
+                    return found
+        seen.discard(id(value))
+        return None
+    kind = type(value).__name__
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return path, "is binary data (%s); save it to a file with save_artifact() and put the returned value here" % kind
+    if isinstance(value, (set, frozenset)):
+        return path, "is a %s, which is not JSON; pass a list (sorted(...))" % kind
+    if hasattr(value, "item") and callable(value.item):
+        return path, "is a %s (numpy?), which is not JSON; convert it with .item() or .tolist()" % kind
+    return path, "is a %s object, which is not JSON; pass dicts, lists, strings, finite numbers, booleans and None" % kind
+
+
 def _send(message):
-    # allow_nan=False: NaN/Infinity are not JSON; fail here, with a Python traceback, not in the worker.
+    # allow_nan=False: NaN/Infinity are not JSON; callers check values first (_json_problem) to name the field.
     line = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
     with _lock:
         stream = _channel()
@@ -98,9 +193,14 @@ def output_dir():
 def progress(fraction, message=""):
     """Report progress (fraction in [0, 1], or None); Kaon heartbeats it to Temporal."""
     if fraction is not None:
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+            try:
+                fraction = float(fraction)  # numpy scalars
+            except (TypeError, ValueError):
+                _misuse("progress", "the fraction is %r (a %s), not a number" % (fraction, type(fraction).__name__), "pass a number between 0 and 1 (done / total), or None")
         fraction = float(fraction)
-        if not 0.0 <= fraction <= 1.0:
-            raise ValueError("progress fraction must be between 0 and 1, got %r" % fraction)
+        if not (math.isfinite(fraction) and 0.0 <= fraction <= 1.0):
+            _misuse("progress", "the fraction is %r, outside [0, 1]" % fraction, "pass done / total, a number between 0 and 1 (or None when unknown)")
     msg = {"type": "progress", "fraction": fraction}
     if message:
         msg["message"] = str(message)
@@ -110,15 +210,19 @@ def progress(fraction, message=""):
 def log(message, level="info"):
     """A log line at a level (debug, info, warn, error), kept apart from stdout."""
     if level not in ("debug", "info", "warn", "warning", "error"):
-        raise ValueError("log level must be debug, info, warn or error, got %r" % level)
+        _misuse("log", "the level is %r" % (level,), "use one of debug, info, warn, error")
     _send({"type": "log", "level": level, "message": str(message)})
 
 
 def save_artifact(path, name=None, media_type=None):
     """Keep the file at `path` as an artifact; returns a placeholder to put in output(), replaced by its ArtifactRef."""
+    if not isinstance(path, (str, os.PathLike)):
+        _misuse("save_artifact", "the path is %r (a %s), not a file path" % (path, type(path).__name__), "pass the path of a file the script wrote")
     path = os.path.abspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError("save_artifact: no file at %s" % path)
+        _misuse("save_artifact", "no file at %s" % path, "write the file first, and keep it until the script ends")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        _misuse("save_artifact", "the name is %r, not a non-empty string" % (name,), 'pass name="model.pkl" or leave it out (the file name is used)')
     name = name or os.path.basename(path)
     msg = {"type": "artifact", "path": path, "name": name}
     if media_type:
@@ -132,14 +236,14 @@ def card(title, markdown, images=None):
     step succeeds and links it from the run state; the board shows it. In the markdown, ![plot](plot.png) places an
     image by its file name; images it does not name are shown after the text."""
     if not isinstance(title, str) or not title.strip():
-        raise ValueError("card: title must be a non-empty string, got %r" % (title,))
+        _misuse("card", "the title is %r, not a non-empty string" % (title,), 'pass a title such as "Model card"')
     if not isinstance(markdown, str):
-        raise ValueError("card: markdown must be a string, got %r" % type(markdown).__name__)
+        _misuse("card", "the markdown is a %s, not a string" % type(markdown).__name__, "pass the card's text as a str")
     paths = []
     for img in images or []:
         p = os.path.abspath(str(img))
         if not os.path.isfile(p):
-            raise FileNotFoundError("card %r: no image file at %s" % (title, p))
+            _misuse("card", "card %r names the image %s, but no file is there" % (title, p), "write the image first (e.g. plt.savefig) and pass its path")
         paths.append(p)
     _send({"type": "card", "title": title, "markdown": markdown, "images": paths})
 def log_metric(name, value, step=None):
@@ -164,6 +268,7 @@ def log_metric(name, value, step=None):
 def register_model(name, artifact, description=None, tags=None):
     """Register an artifact as a version of model `name` (MLflow Model Registry, when MLFLOW_TRACKING_URI is set).
     `artifact`: an artifact ref from inputs() or the value save_artifact() returned. Done when the step succeeds."""
+    _check_json("register_model", "the artifact", artifact, "pass the value save_artifact() returned or an artifact ref from inputs(); ")
     msg = {"type": "model", "name": str(name), "artifact": artifact}
     if description is not None:
         msg["description"] = str(description)
@@ -176,7 +281,8 @@ def output(value):
     """The step's result (JSON-serialisable). Call exactly once."""
     global _output_written
     if _output_written:
-        raise RuntimeError("kaon_step.output() was already called; a step has exactly one output")
+        _misuse("output", "output() was already called; a step has exactly one output", "collect everything into one dict and call output() once, at the end")
+    _check_json("output", "the output", value, "convert the value (a set to a list, numpy values with .item()/.tolist()); ")
     _send({"type": "output", "value": value})
     _output_written = True
 

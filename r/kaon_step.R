@@ -9,7 +9,8 @@
 #   kaon_output(list(coefficients = as.list(coef(fit)), plot = plot))
 #
 # Messages go to a dedicated pipe ($KAON_PROTOCOL_FD) as JSON lines, so print() and message() never collide with
-# them. kaon_bad_input() exits 65: bad input, not retried. Any other error (stop()) exits 1 and is retried.
+# them. kaon_bad_input() exits 65: bad input, not retried. Any other error (stop()) exits 1 and is retried. A misused
+# call (a second output, NaN or Inf in an output, progress outside [0, 1]) also exits 65: a retry would fail the same way.
 
 suppressPackageStartupMessages(library(jsonlite))
 
@@ -36,6 +37,39 @@ suppressPackageStartupMessages(library(jsonlite))
     return(structure(if (length(s) == 1) s else paste0("[", paste(s, collapse = ","), "]"), class = "json"))
   }
   x
+}
+
+# A misused kaon_* call: the same code fails the same way on a retry, so exit 65 (not retried), naming call and fix.
+.kaon_misuse <- function(call, what, fix) {
+  kaon_bad_input(sprintf("%s: %s. To fix: %s", call, what, fix))
+}
+
+# The first part of `x` that JSON cannot carry as-is (NaN, Inf, a function, an environment), as "field: why";
+# NULL when there is none. NA stays allowed: it is R's missing value and goes out as null.
+.kaon_json_problem <- function(x, path = "") {
+  where <- if (path == "") "the value itself" else path
+  if (is.null(x) || is.character(x) || is.logical(x) || is.factor(x)) return(NULL)
+  if (is.function(x) || is.environment(x)) return(sprintf("%s is a %s, which is not JSON", where, class(x)[1]))
+  if (is.numeric(x)) {
+    bad <- which(is.nan(x) | is.infinite(x))
+    if (length(bad)) {
+      at <- if (length(x) > 1) sprintf("%s[%d]", where, bad[1] - 1) else where
+      return(sprintf("%s is %s, which is not JSON (it would become null)", at, format(x[bad[1]])))
+    }
+    return(NULL)
+  }
+  if (is.list(x)) {
+    nms <- names(x)
+    for (i in seq_along(x)) {
+      key <- if (!is.null(nms) && nzchar(nms[i])) nms[i] else sprintf("[%d]", i - 1)
+      sub <- if (path == "") key else if (startsWith(key, "[")) paste0(path, key) else paste0(path, ".", key)
+      found <- .kaon_json_problem(x[[i]], sub)
+      if (!is.null(found)) return(found)
+    }
+    return(NULL)
+  }
+  if (is.raw(x)) return(sprintf("%s is raw bytes, which is not JSON; write them to a file and kaon_save_artifact() it", where))
+  NULL
 }
 
 .kaon_send <- function(message) {
@@ -91,8 +125,9 @@ kaon_output_dir <- function() {
 # Report progress: a fraction in [0, 1] (or NULL) and a message. Kaon heartbeats it to Temporal.
 kaon_progress <- function(fraction, message = "") {
   if (!is.null(fraction)) {
+    if (!is.numeric(fraction) || length(fraction) != 1) .kaon_misuse("kaon_progress", sprintf("the fraction is %s, not one number", paste(format(fraction), collapse = " ")), "pass done / total, a number between 0 and 1 (or NULL when unknown)")
     fraction <- as.numeric(fraction)
-    if (is.na(fraction) || fraction < 0 || fraction > 1) stop(sprintf("progress fraction must be between 0 and 1, got %s", format(fraction)))
+    if (is.na(fraction) || fraction < 0 || fraction > 1) .kaon_misuse("kaon_progress", sprintf("the fraction is %s, outside [0, 1]", format(fraction)), "pass done / total, a number between 0 and 1 (or NULL when unknown)")
   }
   msg <- list(type = "progress", fraction = fraction)
   if (nzchar(message)) msg$message <- as.character(message)
@@ -101,7 +136,7 @@ kaon_progress <- function(fraction, message = "") {
 
 # A log line at a level (debug, info, warn, error), kept apart from stdout.
 kaon_log <- function(message, level = "info") {
-  if (!level %in% c("debug", "info", "warn", "warning", "error")) stop(sprintf("log level must be debug, info, warn or error, got '%s'", level))
+  if (!level %in% c("debug", "info", "warn", "warning", "error")) .kaon_misuse("kaon_log", sprintf("the level is '%s'", level), "use one of debug, info, warn, error")
   .kaon_send(list(type = "log", level = level, message = paste(as.character(message), collapse = " ")))
 }
 
@@ -121,7 +156,7 @@ kaon_log_metric <- function(name, value, step = NULL) {
 # Keep the file at `path` as an artifact; returns a placeholder to put in kaon_output(), replaced by its ArtifactRef.
 kaon_save_artifact <- function(path, name = NULL, media_type = NULL) {
   path <- normalizePath(path, mustWork = FALSE)
-  if (!file.exists(path) || dir.exists(path)) stop(sprintf("kaon_save_artifact: no file at %s", path))
+  if (!file.exists(path) || dir.exists(path)) .kaon_misuse("kaon_save_artifact", sprintf("no file at %s", path), "write the file first, and keep it until the script ends")
   if (is.null(name)) name <- basename(path)
   msg <- list(type = "artifact", path = path, name = name)
   if (!is.null(media_type)) msg$mediaType <- media_type
@@ -139,7 +174,9 @@ kaon_register_model <- function(name, artifact, description = NULL, tags = NULL)
 
 # The step's result: a list that becomes JSON (length-1 vectors become scalars). Call exactly once.
 kaon_output <- function(value) {
-  if (.kaon$output_written) stop("kaon_output() was already called; a step has exactly one output")
+  if (.kaon$output_written) .kaon_misuse("kaon_output", "kaon_output() was already called; a step has exactly one output", "collect everything into one list and call kaon_output() once, at the end")
+  problem <- .kaon_json_problem(value)
+  if (!is.null(problem)) .kaon_misuse("kaon_output", paste("the output at", problem), "pass finite numbers (NA for a missing value), strings, logicals and lists; large or binary data as an artifact")
   .kaon_send(list(type = "output", value = value))
   .kaon$output_written <- TRUE
   invisible(NULL)

@@ -49,6 +49,60 @@ export async function writeLineage(records: RecordStore, rec: LineageRecord): Pr
   ]);
 }
 
+/** The identity of one attempt of a step, as its artifacts' producer names it. */
+export function attemptKey(p: Producer): string {
+  return JSON.stringify([p.pipeline, p.runId, p.step, p.attempt]);
+}
+
+/**
+ * The lineage records of one step attempt, held back until the attempt succeeds: a failed attempt (a bad output,
+ * a refused artifact name, a crash) leaves blobs, which are content-addressed and harmless, but no record that
+ * lists them as what its run produced. `commit` writes them all; `discard` drops them.
+ */
+export interface HeldLineage {
+  commit(): Promise<void>;
+  discard(): void;
+  /** How many records are held (tests, logs). */
+  readonly size: number;
+}
+
+/** Where a store keeps the records of attempts in progress (one per store). */
+export class LineageHolds {
+  private readonly held = new Map<string, LineageRecord[]>();
+
+  constructor(private readonly records: RecordStore) {}
+
+  /** Hold every record whose producer is `producer` until commit or discard. */
+  hold(producer: Producer): HeldLineage {
+    const key = attemptKey(producer);
+    const recs: LineageRecord[] = [];
+    this.held.set(key, recs);
+    const release = () => {
+      if (this.held.get(key) === recs) this.held.delete(key);
+    };
+    return {
+      commit: async () => {
+        release();
+        await mapLimit(recs, 8, (r) => writeLineage(this.records, r));
+      },
+      discard: () => {
+        release();
+        recs.length = 0;
+      },
+      get size() {
+        return recs.length;
+      },
+    };
+  }
+
+  /** Record `rec` now, or keep it with its attempt's held records. */
+  async write(rec: LineageRecord): Promise<void> {
+    const recs = this.held.get(attemptKey(rec.producer));
+    if (recs) recs.push(rec);
+    else await writeLineage(this.records, rec);
+  }
+}
+
 /** Run `fn` over `items`, at most `limit` at a time (S3 listings can be long; don't open hundreds of requests). */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);

@@ -57,7 +57,10 @@ export interface MemoPut {
  *   memo/steps/<step>/<key>.json      index for clear({ step })
  */
 export interface MemoTable {
-  /** The entry, if there is one and every artifact it refers to still exists (else a miss). */
+  /**
+   * The entry, if there is one and every artifact it refers to still exists (else a miss). The caller (the step
+   * activity) also checks the output against the step's current output schema: a stale one is a miss too.
+   */
   get(key: string): Promise<MemoEntry | undefined>;
   put(key: string, entry: MemoPut): Promise<MemoEntry>;
   delete(key: string): Promise<boolean>;

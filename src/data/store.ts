@@ -8,7 +8,7 @@ import { ArtifactRef, Producer } from '../definition/artifact-ref';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { blobKey, checkSource, type ArtifactSource, type Backend, type RecordStore } from './backend';
 import { FileBackend } from './file-backend';
-import { readLineage, writeLineage, type LineageRecord } from './lineage';
+import { LineageHolds, readLineage, type HeldLineage, type LineageRecord } from './lineage';
 import { guessMediaType, keySegment, validateArtifactName, validateMediaType } from './names';
 import { S3Backend, s3ClientFromEnv, type S3Options } from './s3-backend';
 import { VerifyingTransform, hashFile, verifiedFileStream, writeFileAtomic, type BlobInfo } from './streams';
@@ -69,6 +69,11 @@ export interface ArtifactStore {
   usedBy(target: ArtifactTarget): Promise<LineageRecord[]>;
   /** The artifacts a run produced (the run id of their producer). */
   listByRun(runId: string): Promise<ArtifactRef[]>;
+  /**
+   * Hold back the lineage records of puts by `producer` (one step attempt) until `commit()`: the activity commits
+   * them once the attempt's output is valid, so a failed attempt's artifacts are never listed as its run's outputs.
+   */
+  holdLineage(producer: Producer): HeldLineage;
 }
 
 export interface ArtifactStoreOptions {
@@ -88,6 +93,8 @@ export interface ArtifactStoreOptions {
    * (then only verification guards the blob: a change is caught by the next verified read). 'never' copies.
    */
   links?: 'auto' | 'always' | 'never';
+  /** Use this backend instead of the one `url` names (tests inject failing or instrumented backends). */
+  backend?: Backend;
   /** Instrumentation (tests, benchmarks): how the store hashes a local file. Default: a double-buffered reader. */
   hashFile?: (file: string) => Promise<BlobInfo>;
 }
@@ -102,6 +109,7 @@ const SHA256 = /^[0-9a-f]{64}$/;
 export function createArtifactStore(url?: string, opts: ArtifactStoreOptions = {}): ArtifactStore {
   const localDir = opts.localDir ?? opts.home ?? path.join(os.tmpdir(), 'kaon');
   const setting = url ?? (process.env.KAON_ARTIFACTS || undefined);
+  if (opts.backend) return new Store(opts.backend, localDir, opts);
   if (setting === undefined && opts.home === undefined) {
     throw new KaonError({
       code: ErrorCode.config,
@@ -162,10 +170,12 @@ class Store implements ArtifactStore {
 
   private readonly hash: (file: string) => Promise<BlobInfo>;
   private readonly linksSafe: boolean;
+  private readonly lineage: LineageHolds;
 
   constructor(private readonly backend: Backend, localDir: string, opts: ArtifactStoreOptions = {}) {
     this.url = backend.url;
     this.records = backend.records;
+    this.lineage = new LineageHolds(backend.records);
     this.cacheDir = path.join(localDir, 'cache', 'artifacts');
     this.hash = opts.hashFile ?? hashFile;
     const links = opts.links ?? 'auto';
@@ -193,7 +203,7 @@ class Store implements ArtifactStore {
       ...(name === undefined ? {} : { name }),
       producer,
     };
-    await writeLineage(this.backend.records, {
+    await this.lineage.write({
       ref,
       producer,
       inputs: inputs.map((i) => ({ sha256: i.sha256, uri: i.uri, ...(i.name === undefined ? {} : { name: i.name }) })),
@@ -356,6 +366,10 @@ class Store implements ArtifactStore {
 
   usedBy(target: ArtifactTarget): Promise<LineageRecord[]> {
     return readLineage(this.backend.records, `used-by/${this.sha(target, 'usedBy')}/`);
+  }
+
+  holdLineage(producer: Producer): HeldLineage {
+    return this.lineage.hold(producer);
   }
 
   async listByRun(runId: string): Promise<ArtifactRef[]> {

@@ -87,6 +87,8 @@ export interface StepArtifactStore {
   put(source: Parameters<StepArtifacts['put']>[0], meta: { name?: string; mediaType?: string; producer: ArtifactRef['producer']; inputs?: ArtifactRef[] }): Promise<ArtifactRef>;
   getPath(ref: ArtifactRef, dir?: string): Promise<string>;
   getStream(ref: ArtifactRef): ReturnType<StepArtifacts['getStream']>;
+  /** Hold the lineage of one attempt's puts until it succeeds (see ArtifactStore.holdLineage); without it, puts record at once. */
+  holdLineage?(producer: ArtifactRef['producer']): { commit(): Promise<void>; discard(): void };
 }
 
 /** What execution needs of the memo table (the cross-run cache). */
@@ -261,6 +263,46 @@ function memoKeyOf(env: ItemEnv, input: unknown, fingerprint: string | undefined
   return env.deps.memo?.key({ step: env.name, version: env.def.version, input, ...(salt ? { salt } : {}) });
 }
 
+function producerOf(pipeline: string, runId: string, step: string, attempt: number): ArtifactRef['producer'] {
+  return { pipeline, runId, step, attempt };
+}
+
+/**
+ * A reused output (a cache hit, or an earlier run's step on resume) checked against today's output schema: a
+ * stored value from before a schema change must not pass through unvalidated. Undefined (a miss, said in the log
+ * and in the step's run-state note) when it no longer fits.
+ */
+function revalidated(def: StepDef, stored: unknown, key: string, reused: { from: 'cache' | 'resume'; runId: string }, log: StepLogger, notes: string[]): { output: unknown } | undefined {
+  try {
+    return { output: checkOutput(def, stored, key) };
+  } catch (err) {
+    const why = err instanceof Error ? err.message.split('\n')[0]! : String(err);
+    const what = reused.from === 'cache' ? `the cached output (from run ${reused.runId})` : `the output of run ${reused.runId} (resume)`;
+    const note = `${what} no longer matches the output schema of step "${def.name}" v${def.version}, so it was recomputed (${why})`;
+    log.warn(`step ${key}: ${note}`);
+    notes.push(note);
+    return undefined;
+  }
+}
+
+/**
+ * The writes after a step succeeded: its lineage (held during the attempt) and its memo entry. Either failing is a
+ * warning (worker log and the step's run-state note), never the step's failure: the output is valid and in history.
+ */
+async function afterSuccess(env: ItemEnv, log: StepLogger, key: string, notes: string[], held: { commit(): Promise<void> } | undefined, putMemo: (() => Promise<unknown>) | undefined): Promise<void> {
+  const attempt = async (what: string, consequence: string, write: () => Promise<unknown>) => {
+    try {
+      await write();
+    } catch (err) {
+      const note = `${what} failed after the step succeeded (${err instanceof Error ? err.message : String(err)}); the output stands, but ${consequence}`;
+      log.warn(`step ${key}: ${note}. To fix: check that the artifact store (KAON_ARTIFACTS) is reachable and writable by this worker`);
+      notes.push(note);
+    }
+  };
+  if (held) await attempt('recording lineage', `the run's artifact listing and lineage miss this step's artifacts`, () => held.commit());
+  if (putMemo) await attempt(`writing the cache entry of step "${env.name}"`, 'the next run with this input recomputes it', putMemo);
+}
+
 /** Whether an error is a property of the input or the code (not retried) rather than of the moment. */
 function permanent(err: unknown): boolean {
   if (err instanceof KaonError) return !err.retryable;
@@ -296,6 +338,7 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         // The memo key (canonical JSON + sha256 of the input) only matters to caching and resume.
         const fingerprint = cacheOn || call.resumeFrom ? await env.fingerprint?.() : undefined;
         const key = cacheOn || call.resumeFrom ? memoKeyOf(env, input, fingerprint) : undefined;
+        const notes: string[] = [];
         if (memo && key) {
           const reuse = async (output: unknown, from: 'cache' | 'resume', fromRun: string): Promise<StepResult> => {
             finished(from === 'cache' ? 'cached' : 'resumed');
@@ -306,24 +349,36 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
           const from = call.resumeFrom;
           if (from && deps.prior && !recomputes(from.recompute, call.key, name)) {
             const prev = (await deps.prior.of(from.workflowId)).get(call.key);
-            if (prev?.step === name && priorKey(env, prev.input, call.key, fingerprint) === key && (await memo.allExist(refsIn(prev.output)))) return reuse(prev.output, 'resume', from.workflowId);
+            if (prev?.step === name && priorKey(env, prev.input, call.key, fingerprint) === key && (await memo.allExist(refsIn(prev.output)))) {
+              const valid = revalidated(def, prev.output, call.key, { from: 'resume', runId: from.workflowId }, actx.log, notes);
+              if (valid) return reuse(valid.output, 'resume', from.workflowId);
+            }
           }
-          // Cross-run cache (opt-in per step; a run may turn it off). A hit whose blobs are gone is a miss.
+          // Cross-run cache (opt-in per step; a run may turn it off). A hit whose blobs are gone is a miss, and so is
+          // one whose stored output no longer matches today's output schema.
           if (cacheOn) {
             const hit = await memo.get(key);
-            deps.metrics?.cacheLookup(name, hit !== undefined);
-            if (hit) return reuse(hit.output, 'cache', hit.runId);
+            const valid = hit ? revalidated(def, hit.output, call.key, { from: 'cache', runId: hit.runId }, actx.log, notes) : undefined;
+            deps.metrics?.cacheLookup(name, valid !== undefined);
+            if (hit && valid) return reuse(valid.output, 'cache', hit.runId);
           }
         }
         if (secrets.error !== undefined) throw secrets.error;
-        const output = checkOutput(def, await exec(input, ctx), call.key);
-        assertNoSecret(output, ctx.secrets, `output of step "${name}" (key ${call.key})`);
-        // Only a step that opted in to caching writes anything: resume reads this run's history instead.
-        if (memo && key && cacheOn) await memo.put(key, { output, refs: refsIn(output), runId, stepKey: call.key, step: name });
+        const held = deps.artifacts?.holdLineage?.(producerOf(call.pipeline, runId, call.key, attempt));
+        let output: unknown;
+        try {
+          output = checkOutput(def, await exec(input, ctx), call.key);
+          assertNoSecret(output, ctx.secrets, `output of step "${name}" (key ${call.key})`);
+        } catch (err) {
+          held?.discard(); // a failed attempt's puts are never recorded as outputs of the run
+          throw err;
+        }
+        // Only a step that opted in to caching writes a memo entry: resume reads this run's history instead.
+        await afterSuccess(env, actx.log, call.key, notes, held, memo && key && cacheOn ? () => memo.put(key, { output, refs: refsIn(output), runId, stepKey: call.key, step: name }) : undefined);
         finished('succeeded');
         await bookkeep(env, actx, call, record, { input, output, startedAt });
         const metrics = record.latest();
-        return { output, attempt, ...(cards.length ? { cards } : {}), ...(metrics.length ? { metrics } : {}) };
+        return { output, attempt, ...(cards.length ? { cards } : {}), ...(metrics.length ? { metrics } : {}), ...(notes.length ? { note: notes.join('; ') } : {}) };
       } catch (caught) {
         // Nothing leaves the worker with a secret in it: the failure, its stack and details, the bookkeeping.
         const err = redactError(caught, secrets.redact);
@@ -411,18 +466,31 @@ async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, 
     const withKey = key ? { key } : {};
     if (memo && key && call.prior && deps.artifacts) {
       const prev = await priorLine(deps.artifacts, call.prior.ref, i);
-      if (prev?.ok && prev.key === key && (await memo.allExist(refsIn(prev.output)))) return { i, ok: true, output: prev.output, cached: true, key };
+      if (prev?.ok && prev.key === key && (await memo.allExist(refsIn(prev.output)))) {
+        const valid = revalidated(def, prev.output, itemKey, { from: 'resume', runId: call.prior.ref.producer.runId }, actx.log, []);
+        if (valid) return { i, ok: true, output: valid.output, cached: true, key };
+      }
     }
+    const notes: string[] = [];
     const cacheOn = Boolean(def.options.cache) && call.cache !== 'off';
     if (memo && key && cacheOn) {
       const hit = await memo.get(key);
-      deps.metrics?.cacheLookup(name, hit !== undefined);
-      if (hit) return { i, ok: true, output: hit.output, cached: true, key };
+      const valid = hit ? revalidated(def, hit.output, itemKey, { from: 'cache', runId: hit.runId }, actx.log, notes) : undefined;
+      deps.metrics?.cacheLookup(name, valid !== undefined);
+      if (valid) return { i, ok: true, output: valid.output, cached: true, key };
     }
     if (secrets.error !== undefined) throw secrets.error;
-    const output = checkOutput(def, await env.exec(input, ctx), itemKey);
-    assertNoSecret(output, ctx.secrets, `output of step "${name}" (key ${itemKey})`);
-    if (memo && key && cacheOn) await memo.put(key, { output, refs: refsIn(output), runId, stepKey: itemKey, step: name });
+    const held = deps.artifacts?.holdLineage?.(producerOf(call.pipeline, runId, itemKey, env.attempt));
+    let output: unknown;
+    try {
+      output = checkOutput(def, await env.exec(input, ctx), itemKey);
+      assertNoSecret(output, ctx.secrets, `output of step "${name}" (key ${itemKey})`);
+    } catch (err) {
+      held?.discard();
+      throw err;
+    }
+    const k = key;
+    await afterSuccess(env, actx.log, itemKey, notes, held, memo && k && cacheOn ? () => memo.put(k, { output, refs: refsIn(output), runId, stepKey: itemKey, step: name }) : undefined);
     return { i, ok: true, output, ...withKey };
   } catch (caught) {
     const err = redactError(caught, secrets.redact);

@@ -5,7 +5,10 @@ export interface PriorStep {
   output: unknown;
 }
 
-/** What resume needs of an earlier run: the steps it completed, by step key. */
+/**
+ * What resume needs of an earlier run: the steps it completed, by step key. The activity reuses a step's output only
+ * when its memo key matches, its artifacts still exist and it still passes today's output schema (else it recomputes).
+ */
 export interface PriorSteps {
   of(workflowId: string): Promise<ReadonlyMap<string, PriorStep>>;
 }

@@ -8,10 +8,13 @@
  *   any other code    failure → retryable KaonError (processFailed); Temporal retries per the step's policy.
  *   killed by signal  (not by Kaon) e.g. the OOM killer → retryable, like other failures.
  * Kaon's own decisions: timeout → retryable KaonError (timeout); cancellation → the AbortSignal's reason is
- * rethrown (in an activity it is Temporal's CancelledFailure); a program that cannot start (ENOENT, EACCES) or
- * writes malformed protocol lines → non-retryable KaonError (processFailed): retrying the same bytes cannot help.
+ * rethrown (in an activity it is Temporal's CancelledFailure); a program that cannot start (ENOENT, EACCES) →
+ * non-retryable KaonError (processFailed). A program that writes a malformed protocol line (not UTF-8, not a JSON
+ * object, an unknown type or bad field, a second output, over 1 MiB) fails non-retryably whatever its exit code,
+ * unless it was killed by a signal (a kill can cut a line short): the reader never trusts the helper, since a
+ * script may write the fd itself, and retrying the same bytes cannot help. The error quotes PROTOCOL_EXPECTS.
  *
- * Protocol (one JSON object per line on fd $KAON_PROTOCOL_FD, so user prints never collide with it):
+ * Protocol (one UTF-8 JSON object per line on fd $KAON_PROTOCOL_FD, so user prints never collide with it):
  *   {"type":"progress","fraction":0.4,"message":"epoch 4/10"}
  *   {"type":"output","value":{...}}                       (at most once)
  *   {"type":"artifact","path":"model.pkl","name":"model","mediaType":"application/octet-stream"}
@@ -20,6 +23,7 @@
  *   {"type":"metric","name":"loss","value":0.12,"step":3}               (step optional)
  *   {"type":"model","name":"recommender-US","artifact":<an ArtifactRef or {"$artifact": name}>,"description":"…","tags":{…}}
  */
+import { isUtf8 } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { accessSync, closeSync, constants as fsConstants, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -124,10 +128,18 @@ export interface ProcessResult {
   logLines: number;
 }
 
+const MAX_PROTOCOL_LINE_KIB = 1024;
+/** What the protocol fd accepts, quoted in every protocol error. */
+export const PROTOCOL_EXPECTS =
+  'The protocol is one UTF-8 JSON object per line, each with a "type": progress {fraction: 0..1 or null, message?}, ' +
+  'output {value} (exactly once), artifact {path, name?, mediaType?}, log {level: debug|info|warn|error, message}, ' +
+  'card {title, markdown, images?}, metric {name, value: a finite number, step?: an integer}, model {name, artifact, description?, tags?}; ' +
+  `lines up to ${MAX_PROTOCOL_LINE_KIB} KiB`;
+
 /** Longest stdout/stderr line kept; the rest of a longer line is counted and dropped. */
 const MAX_LOG_LINE = 8 * 1024;
 /** Longest protocol line (an output value beyond 256 KiB is refused later anyway). */
-const MAX_PROTOCOL_LINE = 1024 * 1024;
+const MAX_PROTOCOL_LINE = MAX_PROTOCOL_LINE_KIB * 1024;
 /** Lines of the tail quoted in failure messages. */
 const MESSAGE_TAIL_LINES = 20;
 const MESSAGE_TAIL_BYTES = 4 * 1024;
@@ -246,7 +258,7 @@ class LineSplitter {
 
   constructor(
     private readonly max: number,
-    private readonly emit: (line: string, droppedBytes: number) => void,
+    private readonly emit: (line: string, droppedBytes: number, raw: { utf8: boolean; terminated: boolean }) => void,
   ) {}
 
   push(chunk: Buffer): void {
@@ -256,13 +268,13 @@ class LineSplitter {
       const end = nl === -1 ? chunk.length : nl;
       this.keep(chunk.subarray(start, end));
       if (nl === -1) return;
-      this.flush();
+      this.flush(true);
       start = nl + 1;
     }
   }
 
   end(): void {
-    if (this.held > 0 || this.dropped > 0) this.flush();
+    if (this.held > 0 || this.dropped > 0) this.flush(false);
   }
 
   private keep(bytes: Buffer): void {
@@ -277,14 +289,17 @@ class LineSplitter {
     }
   }
 
-  private flush(): void {
-    let line = Buffer.concat(this.parts, this.held).toString('utf8');
+  private flush(terminated: boolean): void {
+    const bytes = Buffer.concat(this.parts, this.held);
+    // A line cut at `max` may end inside a multi-byte character: only a whole line is judged.
+    const utf8 = this.dropped > 0 || isUtf8(bytes);
+    let line = bytes.toString('utf8');
     if (line.endsWith('\r')) line = line.slice(0, -1);
     const dropped = this.dropped;
     this.parts = [];
     this.held = 0;
     this.dropped = 0;
-    this.emit(line, dropped);
+    this.emit(line, dropped, { utf8, terminated });
   }
 }
 
@@ -331,6 +346,11 @@ export function formatTail(tail: readonly TailLine[], maxLines = MESSAGE_TAIL_LI
 
 function truncate(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n)}…` : s;
+}
+
+/** A protocol line as quoted in an error: cut short, control characters and undecodable bytes escaped. */
+function excerpt(line: string, n: number): string {
+  return truncate(line, n).replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, (c) => (c === '\ufffd' ? '\\ufffd' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
 }
 
 function signalError(signal: AbortSignal): Error {
@@ -423,23 +443,40 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   };
   const stdout = new LineSplitter(MAX_LOG_LINE, (l, d) => onStd('stdout', l, d));
   const stderr = new LineSplitter(MAX_LOG_LINE, (l, d) => onStd('stderr', l, d));
-  const onProtocolLine = (line: string, dropped: number) => {
+  let protocolLines = 0;
+  let unterminated: string | undefined;
+  // The reader never trusts the helper: a script may write fd 3 itself, so every line is checked here.
+  const onProtocolLine = (line: string, dropped: number, raw: { utf8: boolean; terminated: boolean }) => {
+    protocolLines++;
     if (!line.trim() && !dropped) return;
+    const at = `line ${protocolLines}`;
+    const ex = excerpt(line, 200);
     if (dropped) {
-      malformed.push(`a protocol line over ${MAX_PROTOCOL_LINE / 1024} KiB (${truncate(line, 120)}); data this large belongs in an artifact: save_artifact() or $KAON_OUTPUT_DIR`);
+      malformed.push(`${at} is over ${MAX_PROTOCOL_LINE_KIB} KiB: ${excerpt(line, 80)}…; data this large belongs in an artifact: save_artifact() or $KAON_OUTPUT_DIR`);
+      return;
+    }
+    if (!raw.utf8) {
+      malformed.push(`${at} is not UTF-8 text (binary data?): ${excerpt(line, 60)}`);
       return;
     }
     let json: unknown;
     try {
       json = JSON.parse(line);
     } catch (err) {
-      malformed.push(`${truncate(line, 200)} (not JSON: ${(err as Error).message})`);
+      const why = `not JSON: ${(err as Error).message}; NaN and Infinity are not JSON either`;
+      // The last line of a program that died mid-write is cut short: judged with the exit, not here.
+      if (!raw.terminated) unterminated = `${at}: ${ex} (${why}; it does not end with a newline)`;
+      else malformed.push(`${at}: ${ex} (${why})`);
+      return;
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+      malformed.push(`${at}: ${ex} (JSON, but not an object with a "type")`);
       return;
     }
     const parsed = ProtocolMessage.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      malformed.push(`${truncate(line, 200)} (${issue ? `${issue.path.join('.') || 'type'}: ${issue.message}` : 'invalid'})`);
+      malformed.push(`${at}: ${ex} (${issue ? `${issue.path.join('.') || 'type'}: ${issue.message}` : 'invalid'})`);
       return;
     }
     const msg = parsed.data;
@@ -448,7 +485,7 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
         opts.onProgress?.(msg.fraction ?? undefined, msg.message);
         break;
       case 'output':
-        if (hasOutput) malformed.push(`${truncate(line, 200)} (a second output line; a step writes its output exactly once)`);
+        if (hasOutput) malformed.push(`line ${protocolLines}: ${excerpt(line, 200)} (a second output line; a step writes its output exactly once)`);
         output = msg.value;
         hasOutput = true;
         break;
@@ -567,30 +604,33 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
       details,
     });
   }
+  // A program that exited on its own (not killed) stands by every line it wrote, its last one included.
+  if (unterminated !== undefined && !exit.signal) malformed.push(unterminated);
   const malformedNote = malformed.length
     ? `${malformed.length} malformed protocol line(s) on fd ${PROTOCOL_FD}, the first: ${malformed[0]}`
     : '';
   // A metric the step logged is wrong (NaN, a bad name): the same code would log it again, so never retried.
   if (rejected && (exit.code === 0 || exit.code === EXIT_BAD_INPUT)) throw rejected;
-  if (exit.code === 0) {
-    if (malformed.length) {
-      throw new KaonError({
-        code: ErrorCode.processFailed,
-        what: `${label} exited 0 but wrote ${malformedNote}`,
-        fix: `write one JSON object per line to fd $KAON_PROTOCOL_FD (types: progress, output, artifact, log, metric, model) — use kaon_step.py's helpers rather than writing to fd ${PROTOCOL_FD} directly`,
-        retryable: false,
-        details: { ...details, malformed },
-      });
-    }
-    return { output, hasOutput, artifacts, cards, models, tail: tail.get(), durationMs, logBytes, logLines };
+  // Protocol misuse is a property of the program, not of the moment: not retried, whatever the exit code. Only a
+  // program killed from outside (OOM) keeps its retry: its lines may have been cut by the kill.
+  if (malformed.length && !exit.signal) {
+    const exited = exit.code === 0 ? 'exited 0 but wrote' : `exited with code ${exit.code} and wrote`;
+    throw new KaonError({
+      code: ErrorCode.processFailed,
+      what: `${label} ${exited} ${malformedNote}. ${PROTOCOL_EXPECTS}${exit.code === 0 ? '' : tailText}`,
+      fix: `use the helpers (python/kaon_step.py, r/kaon_step.R) rather than writing to fd ${PROTOCOL_FD} yourself, or write exactly that format; this failure is not retried`,
+      retryable: false,
+      details: { ...details, malformed },
+    });
   }
+  if (exit.code === 0) return { output, hasOutput, artifacts, cards, models, tail: tail.get(), durationMs, logBytes, logLines };
   const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
   const extra = malformedNote ? `; it also wrote ${malformedNote}` : '';
   if (exit.code === EXIT_BAD_INPUT) {
     throw new KaonError({
       code: ErrorCode.badInput,
       what: `${label} rejected its input (exit ${EXIT_BAD_INPUT})${extra}${tailText}`,
-      fix: 'correct the input named in the message above; this failure is not retried',
+      fix: 'correct what the message above names (a field of the input, or a misused kaon_step call and its fix); this failure is not retried',
       retryable: false,
       details,
     });

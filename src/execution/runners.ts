@@ -21,6 +21,7 @@ import type { StepDef, StepRunner } from '../definition/step';
 import type { RunnerExecutor } from './activities';
 import type { StepContext, StepLogger } from './implement';
 import { runProcess, type ArtifactMessage, type TailLine } from './process';
+import { PythonErrorScan } from './python-errors';
 import { ensurePythonEnv, type PythonEnvOptions } from './python-env';
 import { stepEnv } from './step-env';
 import { recordLiveStep } from './sweep';
@@ -390,11 +391,16 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
       }
       // A bare name is looked up on PATH; anything with a slash is a file relative to the project root.
       const resolved = program.includes('/') ? path.resolve(base, program) : program;
+      const label = `step "${def.name}" (key ${ctx.key}, ${path.basename(program)})`;
+      // command(['python3', 'train.py']) fails like python('train.py') when its script does not parse.
+      const script = /^python[\d.]*$/.test(path.basename(program)) ? args.find((a) => a.endsWith('.py')) : undefined;
+      const scan = script !== undefined ? new PythonErrorScan() : undefined;
       return {
         argv: [resolved, ...args],
         ...(run.env ? { env: { ...run.env } } : {}),
         cwd: run.cwd ? path.resolve(base, run.cwd) : base,
-        label: `step "${def.name}" (key ${ctx.key}, ${path.basename(program)})`,
+        label,
+        ...(scan && script !== undefined ? { onLine: (t: TailLine) => scan.onLine(t), mapError: (err: unknown) => scan.classify(err, label, script, false) } : {}),
       };
     });
   };
@@ -426,7 +432,9 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
         ensurePythonEnv(requirements, { say: (m) => ctx.log.info(m), log: pipLog, ...deps.pythonEnv }),
         ctx.signal,
       );
-      return { argv: [pythonExe, script, ...(run.args ?? [])], cwd: base, label: `Python step "${def.name}" (key ${ctx.key}, ${run.script})` };
+      const label = `Python step "${def.name}" (key ${ctx.key}, ${run.script})`;
+      const scan = new PythonErrorScan();
+      return { argv: [pythonExe, script, ...(run.args ?? [])], cwd: base, label, onLine: (t) => scan.onLine(t), mapError: (err) => scan.classify(err, label, run.script) };
     });
   };
 

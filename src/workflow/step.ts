@@ -32,6 +32,7 @@ export async function runStep<S extends StepDef>(core: RunCore, def: S, input: S
       ...(res.reused ? { reusedFrom: { from: res.reused.from, runId: res.reused.runId } } : {}),
       ...(res.cards?.length ? { cards: res.cards } : {}),
       ...(res.metrics?.length ? { metrics: res.metrics } : {}),
+      ...(res.note ? { note: res.note } : {}),
     });
     return res.output as StepOutput<S>;
   } catch (err) {

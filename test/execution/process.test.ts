@@ -112,7 +112,7 @@ describe('runProcess', () => {
     const err = await kaonRejection(runProcess({ argv: ['sh', '-c', body] }));
     assert.equal(err.code, ErrorCode.processFailed);
     assert.equal(err.retryable, false);
-    assert.match(err.message, /exited 0 but wrote 2 malformed protocol line\(s\) on fd 3, the first: not json at all \(not JSON/);
+    assert.match(err.message, /exited 0 but wrote 2 malformed protocol line\(s\) on fd 3, the first: line 1: not json at all \(not JSON/);
     assert.deepEqual((err.details as { malformed: string[] }).malformed.length, 2);
     assert.match((err.details as { malformed: string[] }).malformed[1]!, /fraction: Too big|fraction.*1/);
   });

@@ -136,7 +136,7 @@ describe('runner executors', () => {
     const err = await kaonRejection(createRunnerExecutors({ root: ROOT }).python(def, {}, fakeContext()));
     assert.equal(err.code, ErrorCode.processFailed);
     assert.equal(err.retryable, false);
-    assert.match(err.message, /Python step "malformed" .* exited 0 but wrote 1 malformed protocol line\(s\) on fd 3, the first: \{"type":"output", value: 1\} \(not JSON/);
+    assert.match(err.message, /Python step "malformed" .* exited 0 but wrote 1 malformed protocol line\(s\) on fd 3, the first: line 1: \{"type":"output", value: 1\} \(not JSON/);
   });
 
   test('python: a crash is retryable and the message ends with the traceback', async () => {

@@ -74,6 +74,8 @@ export interface StepResult {
   cards?: ArtifactRef[];
   /** The step's metrics (ctx.metrics.log, kaon_step.log_metric): the latest 1,000. */
   metrics?: Array<{ name: string; value: number; step?: number }>;
+  /** What the worker wants the run state to say about this step (a stale cache entry recomputed, a failed cache write). */
+  note?: string;
 }
 
 /** Details Kaon attaches to step failures (ApplicationFailure.details[0]). */
