@@ -187,3 +187,15 @@ def bad_input(message):
     sys.stderr.write("bad input: %s\n" % message)
     sys.stderr.flush()
     sys.exit(BAD_INPUT_EXIT_CODE)
+
+
+def secret(name):
+    """The value of a secret the step declares (`secrets: ['HF_TOKEN']` in its contract), from its environment.
+    Kaon redacts it from the step's logs, progress and errors, and refuses an output that contains it."""
+    value = os.environ.get(name)
+    if value is None:
+        raise KeyError(
+            "secret %s is not in this step's environment. To fix: declare it in the step's contract, "
+            "secrets: ['%s'], and provide it on the worker (%s=…, %s_FILE=/path, or $KAON_SECRETS_DIR/%s)" % (name, name, name, name, name)
+        )
+    return value

@@ -83,6 +83,12 @@ export interface StepConfig<I extends z.ZodType, O extends z.ZodType> extends St
   input: I;
   output: O;
   run?: StepRunner;
+  /**
+   * Names of the secrets the step needs, e.g. ['HF_TOKEN']: resolved on the worker when the step runs (from its
+   * environment, NAME_FILE, or $KAON_SECRETS_DIR/NAME), given to a TS step as ctx.secrets and to a process step in
+   * its environment, and redacted from logs, heartbeats and errors. Only names live in the contract.
+   */
+  secrets?: readonly string[];
 }
 
 export interface StepDef<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
@@ -94,6 +100,8 @@ export interface StepDef<I extends z.ZodType = z.ZodType, O extends z.ZodType = 
   readonly output: O;
   readonly options: Readonly<StepOptions>;
   readonly run: StepRunner | undefined;
+  /** The secrets the step declares (names only). */
+  readonly secrets: readonly string[];
 }
 
 /** What the caller passes to a step (before input defaults/transforms). */
@@ -106,6 +114,26 @@ export type StepReturn<S extends StepDef> = z.input<S['output']>;
 export type StepOutput<S extends StepDef> = z.output<S['output']>;
 
 const NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,99}$/;
+const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,99}$/;
+
+/** Secret names are environment variable names; Kaon's own (KAON_*) and the basics a program needs are refused. */
+function validateSecrets(secrets: unknown, where: string): readonly string[] {
+  if (secrets === undefined) return [];
+  const bad = (what: string, fix: string): never => {
+    throw new KaonError({ code: ErrorCode.invalidDefinition, what, where, fix });
+  };
+  if (!Array.isArray(secrets)) bad(`secrets must be a list of names, got ${JSON.stringify(secrets)}`, "pass e.g. secrets: ['HF_TOKEN']");
+  const seen = new Set<string>();
+  for (const s of secrets as unknown[]) {
+    if (typeof s !== 'string' || !SECRET_NAME.test(s)) bad(`secret name ${JSON.stringify(s)} is not an environment variable name`, "use letters, digits and '_', not starting with a digit, e.g. 'HF_TOKEN' (the value is read on the worker, never written in the contract)");
+    const name = s as string;
+    if (/^KAON_/i.test(name) || ['PATH', 'HOME', 'USER', 'LANG', 'TMPDIR', 'PYTHONPATH'].includes(name)) bad(`secret name ${JSON.stringify(name)} is reserved (Kaon's own variables and the basics of a step's environment)`, 'pick another name, e.g. MY_SERVICE_TOKEN');
+    if (name.endsWith('_FILE')) bad(`secret name ${JSON.stringify(name)} ends in _FILE, which Kaon reads as "the file holding the secret"`, `declare ${JSON.stringify(name.slice(0, -5))} and set ${name}=/path on the worker`);
+    if (seen.has(name)) bad(`secret ${JSON.stringify(name)} is declared twice`, 'list each secret once');
+    seen.add(name);
+  }
+  return Object.freeze([...(secrets as string[])]);
+}
 
 export function assertName(kind: string, name: unknown): asserts name is string {
   if (typeof name === 'string' && /^kaon\./i.test(name)) {
@@ -165,12 +193,13 @@ export function defineStep<I extends z.ZodType, O extends z.ZodType>(config: Ste
       fix: 'pass e.g. input: z.object({ ... }), output: z.object({ ... })',
     });
   }
-  const { name, version, description, input, output, run, ...options } = config;
+  const { name, version, description, input, output, run, secrets: declared, ...options } = config;
   if (!Number.isInteger(version) || version < 1) {
     throw new KaonError({ code: ErrorCode.invalidDefinition, what: `version ${JSON.stringify(version)} is not a positive whole number`, where, fix: 'give the step version: 1, and bump it when its behaviour changes (cached outputs of older versions are then not reused)' });
   }
   validateStepOptions(options, where);
-  return Object.freeze({ kind: 'kaon.step', name, version, description, input, output, options: Object.freeze(options), run });
+  const secrets = validateSecrets(declared, where);
+  return Object.freeze({ kind: 'kaon.step', name, version, description, input, output, options: Object.freeze(options), run, secrets });
 }
 
 export function isStepDef(v: unknown): v is StepDef {

@@ -13,6 +13,7 @@ import { createStepRecord, type StepRecord } from './step-record';
 import { assertJsonValue } from '../definition/json-value';
 import type { KaonMetrics, StepOutcome } from '../observe/metrics';
 import { storeCard } from './cards';
+import { assertNoSecret, redactError, redactValue, resolveSecrets, type Redact } from './secrets';
 
 /** JSON outputs above this stay out of workflow history (invariant 4). Temporal itself fails at 2 MiB. */
 export const MAX_OUTPUT_BYTES = 256 * 1024;
@@ -282,7 +283,7 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
       const details: StepFailureDetails = { attempt, step: name, key: call.key };
       const runId = actx.info.workflowExecution?.workflowId ?? '';
       const env: ItemEnv = { name, def, exec, ...(fp ? { fingerprint: fp } : {}), deps, runId, attempt };
-      const { ctx, setInputs, stop, cards, record } = stepContext(env, actx, call.key, call.pipeline);
+      const { ctx, setInputs, stop, cards, record, secrets } = stepContext(env, actx, call.key, call.pipeline);
       const started = performance.now();
       const finished = (status: StepOutcome) => deps.metrics?.stepFinished({ step: name, queue: def.options.queue ?? 'default', status, seconds: (performance.now() - started) / 1000, attempt });
       const startedAt = Date.now();
@@ -314,14 +315,18 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
             if (hit) return reuse(hit.output, 'cache', hit.runId);
           }
         }
+        if (secrets.error !== undefined) throw secrets.error;
         const output = checkOutput(def, await exec(input, ctx), call.key);
+        assertNoSecret(output, ctx.secrets, `output of step "${name}" (key ${call.key})`);
         // Only a step that opted in to caching writes anything: resume reads this run's history instead.
         if (memo && key && cacheOn) await memo.put(key, { output, refs: refsIn(output), runId, stepKey: call.key, step: name });
         finished('succeeded');
         await bookkeep(env, actx, call, record, { input, output, startedAt });
         const metrics = record.latest();
         return { output, attempt, ...(cards.length ? { cards } : {}), ...(metrics.length ? { metrics } : {}) };
-      } catch (err) {
+      } catch (caught) {
+        // Nothing leaves the worker with a secret in it: the failure, its stack and details, the bookkeeping.
+        const err = redactError(caught, secrets.redact);
         finished(outcomeOf(err, actx));
         const f = asFailure(err, actx, details);
         if (input !== undefined && !(f instanceof CancelledFailure)) {
@@ -397,7 +402,7 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
 async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, raw: unknown, itemKey: string, autoHeartbeat: boolean): Promise<SweepLine> {
   const { def, deps, runId, name } = env;
   let key: string | undefined;
-  const { ctx, setInputs, stop } = stepContext(env, actx, itemKey, call.pipeline, autoHeartbeat);
+  const { ctx, setInputs, stop, secrets } = stepContext(env, actx, itemKey, call.pipeline, autoHeartbeat);
   try {
     const input = parseInput(def, raw, itemKey);
     setInputs(refsIn(input));
@@ -414,10 +419,13 @@ async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, 
       deps.metrics?.cacheLookup(name, hit !== undefined);
       if (hit) return { i, ok: true, output: hit.output, cached: true, key };
     }
+    if (secrets.error !== undefined) throw secrets.error;
     const output = checkOutput(def, await env.exec(input, ctx), itemKey);
+    assertNoSecret(output, ctx.secrets, `output of step "${name}" (key ${itemKey})`);
     if (memo && key && cacheOn) await memo.put(key, { output, refs: refsIn(output), runId, stepKey: itemKey, step: name });
     return { i, ok: true, output, ...withKey };
-  } catch (err) {
+  } catch (caught) {
+    const err = redactError(caught, secrets.redact);
     if (actx.cancellationSignal.aborted || err instanceof CancelledFailure) throw asFailure(err, actx, { attempt: env.attempt, step: name, key: itemKey });
     if (permanent(err)) return { i, ok: false, status: 'failed', error: err instanceof Error ? err.message : String(err), ...(key ? { key } : {}) };
     throw failure(err, { attempt: env.attempt, step: name, key: itemKey });
@@ -427,10 +435,12 @@ async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, 
 }
 
 /** The StepContext of one call or item, with its auto-heartbeat timer. */
-function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string, autoHeartbeat = true): { ctx: StepContext; setInputs(refs: ArtifactRef[]): void; stop(): void; cards: ArtifactRef[]; record: StepRecord } {
+function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string, autoHeartbeat = true): { ctx: StepContext; setInputs(refs: ArtifactRef[]): void; stop(): void; cards: ArtifactRef[]; record: StepRecord; secrets: ContextSecrets } {
+  const secrets = contextSecrets(env.def);
+  const { redact } = secrets;
   let lastProgress: unknown;
   const heartbeat = (d?: unknown) => {
-    if (d !== undefined) lastProgress = d;
+    if (d !== undefined) lastProgress = redactValue(d, redact);
     actx.heartbeat(lastProgress);
   };
   let inputRefs: ArtifactRef[] = [];
@@ -456,23 +466,47 @@ function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string,
     runId: env.runId,
     attempt: env.attempt,
     ...(actx.info.startToCloseTimeoutMs ? { timeoutMs: actx.info.startToCloseTimeoutMs } : {}),
-    log: actx.log,
+    log: secrets.values === NO_SECRETS ? actx.log : redactingLogger(actx.log, redact),
     signal: actx.cancellationSignal,
     heartbeat,
     progress: (fraction, message) => heartbeat({ fraction, message }),
     artifacts,
     card: async (c) => {
-      const ref = await storeCard(artifacts.put, c, `card of step "${env.name}" (key ${key})`);
+      const ref = await storeCard(artifacts.put, { ...c, title: redact(c.title), markdown: redact(c.markdown) }, `card of step "${env.name}" (key ${key})`);
       cards.push(ref);
       return ref;
     },
     metrics: record.metrics,
     registerModel: (name, model, options) => record.registerModel(name, model, options),
+    secrets: secrets.values,
   };
   // No heartbeat at start (a server round trip per step); steps over a second heartbeat every second.
   const timer = autoHeartbeat ? setInterval(() => heartbeat(), env.deps.autoHeartbeatMs ?? 1000) : undefined;
   timer?.unref();
-  return { ctx, setInputs: (refs) => (inputRefs = refs), stop: () => timer && clearInterval(timer), cards, record };
+  return { ctx, setInputs: (refs) => (inputRefs = refs), stop: () => timer && clearInterval(timer), cards, record, secrets };
+}
+
+const NO_SECRETS: Readonly<Record<string, string>> = Object.freeze({});
+
+/** A step's secrets for one call, resolved at once; a missing one fails the call (not retried) where it would run. */
+interface ContextSecrets {
+  values: Readonly<Record<string, string>>;
+  redact: Redact;
+  error?: unknown;
+}
+
+function contextSecrets(def: StepDef): ContextSecrets {
+  if (!def.secrets?.length) return { values: NO_SECRETS, redact: (s) => s };
+  try {
+    return resolveSecrets(def);
+  } catch (error) {
+    return { values: NO_SECRETS, redact: (s) => s, error };
+  }
+}
+
+function redactingLogger(log: StepLogger, redact: Redact): StepLogger {
+  const at = (level: keyof StepLogger) => (message: string, meta?: Record<string, unknown>) => log[level](redact(message), meta === undefined ? undefined : redactValue(meta, redact));
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
 function asFailure(err: unknown, actx: Context, details: StepFailureDetails): unknown {

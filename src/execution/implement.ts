@@ -54,6 +54,11 @@ export interface StepContext {
    * only noted in the step log). Recorded when the step succeeds.
    */
   registerModel(name: string, model: ArtifactRef, options?: { description?: string; tags?: Record<string, string> }): void;
+  /**
+   * The secrets the step declares (`secrets: ['HF_TOKEN']`), resolved on this worker. Their values are redacted from
+   * ctx.log, heartbeats and errors; an output containing one is refused. `console` output is not redacted.
+   */
+  readonly secrets: Readonly<Record<string, string>>;
 }
 
 export interface StepMetric {

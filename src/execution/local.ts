@@ -8,6 +8,7 @@ import type { StepDef } from '../definition/step';
 import { checkOutput, collectRunnables, parseInput, refsIn, type Runnable, type StepActivityDeps, type StepArtifactStore } from './activities';
 import type { StepArtifacts, StepContext, StepLogger } from './implement';
 import { createStepRecord } from './step-record';
+import { assertNoSecret, redactError, resolveSecrets } from './secrets';
 
 /** One local call: which step, under which key, run id and attempt it believes it runs. */
 export interface LocalStepCall {
@@ -98,8 +99,9 @@ async function runLocal(r: Runnable, call: LocalStepCall, hooks: LocalStepHooks,
     },
   };
   const emit = hooks.onEvent ?? (() => undefined);
+  const secrets = resolveSecrets(def);
   const logAt = (level: 'debug' | 'info' | 'warn' | 'error') => (message: string, meta?: Record<string, unknown>) =>
-    emit({ type: 'log', level, message, ...(typeof meta?.stream === 'string' ? { stream: meta.stream } : {}) });
+    emit({ type: 'log', level, message: secrets.redact(message), ...(typeof meta?.stream === 'string' ? { stream: meta.stream } : {}) });
   const log: StepLogger = { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') };
   // Only a change of progress is an event: runners re-send the same progress with every log-tail heartbeat.
   let last = '';
@@ -136,7 +138,9 @@ async function runLocal(r: Runnable, call: LocalStepCall, hooks: LocalStepHooks,
       record.registerModel(name, model, options);
       emit({ type: 'log', level: 'info', message: `model "${name}" would be registered from ${model.uri} (a local run registers nothing)` });
     },
+    secrets: secrets.values,
   };
-  const output = checkOutput(def, await r.exec(input, ctx), call.key);
+  const output = checkOutput(def, await r.exec(input, ctx).catch((err: unknown) => Promise.reject(redactError(err, secrets.redact))), call.key);
+  assertNoSecret(output, secrets.values, `output of step "${def.name}" (key ${call.key})`);
   return { output, inputArtifacts };
 }

@@ -21,7 +21,8 @@
  *   {"type":"model","name":"recommender-US","artifact":<an ArtifactRef or {"$artifact": name}>,"description":"…","tags":{…}}
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, KaonError } from '../definition/errors';
 import type { StepLogger } from './implement';
@@ -103,6 +104,8 @@ export interface RunProcessOptions {
    * under spark-submit's JVM). Polled while the program runs and read to the end after it exits.
    */
   protocolFile?: string;
+  /** Called with the process group id (the leader's pid) once the program runs (the sweep's record of it). */
+  onSpawn?: (pgid: number) => void;
 }
 
 export interface ProcessResult {
@@ -128,6 +131,46 @@ const MAX_PROTOCOL_LINE = 1024 * 1024;
 /** Lines of the tail quoted in failure messages. */
 const MESSAGE_TAIL_LINES = 20;
 const MESSAGE_TAIL_BYTES = 4 * 1024;
+
+/** The fd of the watch pipe in the wrapper: the worker holds the other end, so EOF on it means the worker is gone. */
+const WATCH_FD = 4;
+
+/**
+ * Runs the program in the wrapper's place (exec: same pid, so exit code and signal are the program's own) after
+ * starting a watcher in the same process group. The watcher blocks reading fd 4, whose other end only the worker
+ * holds; when the worker dies — kill -9 included, where no exit hook runs — the read returns EOF and the watcher
+ * SIGKILLs the whole group, however silent the program is. The program does not inherit fd 4.
+ */
+const WRAPPER = `( exec 1>/dev/null 2>&1 3>&-; read -r _ <&${WATCH_FD}; kill -KILL 0 ) &
+exec "$@" ${WATCH_FD}<&-`;
+
+/**
+ * Resolve argv[0] the way execvp would (a bare name on the child's PATH, anything with a slash against cwd), so a
+ * missing or non-executable program is reported as such, not as the wrapper's exit 127.
+ */
+function resolveProgram(program: string, env: NodeJS.ProcessEnv, cwd: string | undefined): { path: string } | { code: 'ENOENT' | 'EACCES' } {
+  const candidates = program.includes('/') ? [path.resolve(cwd ?? process.cwd(), program)] : (env.PATH ?? '').split(path.delimiter).filter(Boolean).map((d) => path.join(path.resolve(cwd ?? process.cwd(), d), program));
+  let denied = false;
+  for (const c of candidates) {
+    let isFile = false;
+    try {
+      isFile = statSync(c).isFile();
+    } catch {
+      continue;
+    }
+    if (!isFile) {
+      denied = true;
+      continue;
+    }
+    try {
+      accessSync(c, fsConstants.X_OK);
+      return { path: c };
+    } catch {
+      denied = true;
+    }
+  }
+  return { code: denied ? 'EACCES' : 'ENOENT' };
+}
 
 /** Process groups still alive, killed if the worker itself exits, so no step outlives its worker. */
 const liveGroups = new Set<number>();
@@ -298,6 +341,20 @@ function signalError(signal: AbortSignal): Error {
   return e;
 }
 
+function cannotStart(label: string, opts: RunProcessOptions, err: unknown): KaonError {
+  const e = err as NodeJS.ErrnoException;
+  const notFound = e.code === 'ENOENT';
+  return new KaonError({
+    code: ErrorCode.processFailed,
+    what: `${label} could not start: ${notFound ? `${opts.argv[0]} was not found${opts.cwd ? ` (cwd ${opts.cwd})` : ''}` : e.message}`,
+    fix: notFound
+      ? 'check argv[0]: a bare name is looked up on PATH, a relative path is resolved against the project root; install the program on the worker'
+      : 'check that argv[0] is an executable file (chmod +x) and the worker may run it',
+    retryable: false,
+    cause: err,
+  });
+}
+
 /**
  * Run one program to completion. Resolves with its protocol output on exit 0; otherwise throws a KaonError
  * classified by the exit code contract above (or rethrows the abort reason on cancellation).
@@ -322,14 +379,22 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   let logBytes = 0;
   let logLines = 0;
 
-  const child = spawn(opts.argv[0], opts.argv.slice(1), {
-    cwd: opts.cwd,
-    env: { ...(opts.env ?? process.env), KAON_PROTOCOL_FD: String(PROTOCOL_FD) },
-    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    detached: true, // own process group: one kill reaches grandchildren too
-    shell: false,
-    windowsHide: true,
-  });
+  const childEnv = { ...(opts.env ?? process.env), KAON_PROTOCOL_FD: String(PROTOCOL_FD) };
+  const posix = process.platform !== 'win32';
+  const program = posix ? resolveProgram(opts.argv[0], childEnv, opts.cwd) : { path: opts.argv[0] };
+  if (!('path' in program)) throw cannotStart(label, opts, Object.assign(new Error(`spawn ${opts.argv[0]} ${program.code}`), { code: program.code }));
+  const child = posix
+    ? spawn('/bin/sh', ['-c', WRAPPER, 'kaon-step', program.path, ...opts.argv.slice(1)], {
+        cwd: opts.cwd,
+        env: childEnv,
+        stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+        detached: true, // own process group: one kill reaches grandchildren too
+        shell: false,
+      })
+    : spawn(opts.argv[0], opts.argv.slice(1), { cwd: opts.cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true, shell: false, windowsHide: true });
+  // The worker's end of the watch pipe: never written, closed only when the worker dies or the program is done.
+  const watch = child.stdio[WATCH_FD] as NodeJS.ReadableStream & { destroy(): void } | undefined;
+  watch?.on('error', () => undefined);
 
   const spawned = new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
@@ -341,20 +406,11 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   try {
     await spawned;
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const notFound = e.code === 'ENOENT';
-    throw new KaonError({
-      code: ErrorCode.processFailed,
-      what: `${label} could not start: ${notFound ? `${opts.argv[0]} was not found${opts.cwd ? ` (cwd ${opts.cwd})` : ''}` : e.message}`,
-      fix: notFound
-        ? 'check argv[0]: a bare name is looked up on PATH, a relative path is resolved against the project root; install the program on the worker'
-        : 'check that argv[0] is an executable file (chmod +x) and the worker may run it',
-      retryable: false,
-      cause: err,
-    });
+    throw cannotStart(label, opts, err);
   }
   const pgid = child.pid!;
   trackGroup(pgid);
+  opts.onSpawn?.(pgid);
   child.on('error', () => undefined); // e.g. a failed kill(); the exit event still decides
 
   const onStd = (stream: 'stdout' | 'stderr', line: string, dropped: number) => {
@@ -485,6 +541,7 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   if (stopping) await stopping;
   else if (groupAlive(pgid)) await terminateGroup(pgid, Math.min(graceMs, 1000));
   liveGroups.delete(pgid);
+  watch?.destroy();
   // A grandchild that escaped the group (setsid) could hold the pipes open; do not wait for it forever.
   const drained = await Promise.race([streamsClosed.then(() => true), sleep(2000).then(() => false)]);
   if (!drained) for (const s of child.stdio) s?.destroy();

@@ -22,6 +22,8 @@ import type { RunnerExecutor } from './activities';
 import type { StepContext, StepLogger } from './implement';
 import { runProcess, type ArtifactMessage, type TailLine } from './process';
 import { ensurePythonEnv, type PythonEnvOptions } from './python-env';
+import { stepEnv } from './step-env';
+import { recordLiveStep } from './sweep';
 import { classifySparkFailure, driverHost, ensureSparkEnv, SparkErrorScan, sparkMaster, sparkSubmitArgs, SparkWatcher } from './spark';
 
 /** The folder holding kaon_step.py (shipped with the package, next to src/); put on PYTHONPATH of every step process. */
@@ -53,6 +55,11 @@ export interface RunnerDeps {
   killGraceMs?: number;
   /** Parent of the per-attempt work dirs. Default os.tmpdir(). */
   workDir?: string;
+  /**
+   * Where each live attempt's process group and work dir are recorded, so a restarted worker can sweep what a
+   * killed one left (see sweep.ts). The runtime passes <KAON_HOME>/live-steps. Default: not recorded.
+   */
+  liveDir?: string;
   /** Keep work dirs after the attempt (debugging). Default $KAON_KEEP_WORKDIR === '1'. */
   keepWorkDir?: boolean;
   /** How often a changed log tail is re-heartbeated. Default 2000 ms. */
@@ -193,6 +200,7 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
       throw noStore(where, `the input has artifacts at ${inputRefs.map((r) => r.field).join(', ')}`);
     }
     const work = await mkdtemp(path.join(deps.workDir ?? os.tmpdir(), `kaon-${def.name.slice(0, 40)}-`));
+    const live = recordLiveStep(deps.liveDir, work);
     const tailTimer: { t?: NodeJS.Timeout } = {};
     try {
       const inDir = path.join(work, 'inputs');
@@ -218,23 +226,27 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
       const l = await launch(work);
       const log = deps.log ?? ctx.log;
       const helperPath = [KAON_PYTHON_HELPERS, l.env?.PYTHONPATH ?? process.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        ...l.env,
-        PYTHONPATH: helperPath,
-        PYTHONUNBUFFERED: '1',
-        KAON_R_HELPER,
-        KAON_INPUT: inputFile,
-        KAON_INPUT_PATHS: JSON.stringify(inputPaths),
-        KAON_OUTPUT_DIR: outDir,
-        KAON_WORK_DIR: work,
-        KAON_STEP: def.name,
-        KAON_STEP_KEY: ctx.key,
-        KAON_PIPELINE: ctx.pipeline,
-        KAON_RUN_ID: ctx.runId,
-        KAON_ATTEMPT: String(ctx.attempt),
-        ...(l.protocolFile !== undefined ? { KAON_PROTOCOL_FILE: l.protocolFile } : {}),
-      };
+      // Only an allow-list of the worker's environment, never its TEMPORAL_API_KEY or AWS keys (see step-env.ts).
+      const env = stepEnv({
+        kind: def.run?.kind ?? 'process',
+        runner: {
+          ...l.env,
+          PYTHONPATH: helperPath,
+          PYTHONUNBUFFERED: '1',
+          KAON_R_HELPER,
+          KAON_INPUT: inputFile,
+          KAON_INPUT_PATHS: JSON.stringify(inputPaths),
+          KAON_OUTPUT_DIR: outDir,
+          KAON_WORK_DIR: work,
+          KAON_STEP: def.name,
+          KAON_STEP_KEY: ctx.key,
+          KAON_PIPELINE: ctx.pipeline,
+          KAON_RUN_ID: ctx.runId,
+          KAON_ATTEMPT: String(ctx.attempt),
+          ...(l.protocolFile !== undefined ? { KAON_PROTOCOL_FILE: l.protocolFile } : {}),
+        },
+        secrets: ctx.secrets,
+      });
 
       // Heartbeat details: the last progress plus the last few log lines (kept short: they travel on every beat).
       // A program's own progress wins over a launcher's (Spark stages), whose message is then appended.
@@ -269,6 +281,7 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
         signal: ctx.signal,
         log,
         label: l.label,
+        onSpawn: (pgid) => live.setGroup(pgid),
         onLine,
         onMetric: (name, value, step) => ctx.metrics.log(name, value, step),
         onProgress: (fraction, message) => {
@@ -320,6 +333,7 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
     } finally {
       if (tailTimer.t) clearInterval(tailTimer.t);
       if (!(deps.keepWorkDir ?? process.env.KAON_KEEP_WORKDIR === '1')) await rm(work, { recursive: true, force: true });
+      live.remove();
     }
   }
 

@@ -9,6 +9,7 @@ import { createRunnerExecutors, type RunnerDeps } from '../execution/runners';
 import { createMapActivities } from '../execution/map-activities';
 import { historyPriorSteps, type HistoryEvent, type PriorSteps } from '../execution/prior-steps';
 import { mlflowFromEnv } from '../execution/mlflow';
+import { liveStepsDir, sweepDeadSteps } from '../execution/sweep';
 import { isStepImpl, type StepImpl } from '../execution/implement';
 import { taskQueueFor } from '../workflow/options';
 import { bundlePipelines } from './bundle';
@@ -82,6 +83,7 @@ export function defaultExecutors(store: Pick<ArtifactStore, 'getPath' | 'put'>, 
     ...deps,
     root: deps.root ?? projectRoot(),
     pythonEnv: { home: kaonHome(), ...deps.pythonEnv },
+    liveDir: deps.liveDir ?? liveStepsDir(kaonHome()),
     artifacts: {
       // Inputs are hard links to the read-only blobs where the store is local (copies across filesystems, for S3,
       // and for a root worker, which permission bits would not stop): see ArtifactStoreOptions.links.
@@ -161,6 +163,8 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
       throw new KaonError({ code: ErrorCode.config, what: `queue name ${JSON.stringify(q)} is not valid`, fix: "use letters, digits, '_', '-' or '.', e.g. --queues default,python" });
     }
   }
+  // What a killed worker left on this machine (step process groups, work dirs) goes before this one takes steps.
+  sweepDeadSteps(liveStepsDir(kaonHome()));
   const connection = opts.connection ?? (await NativeConnection.connect(nativeConnectionConfig().options));
   const namespace = opts.namespace ?? nativeConnectionConfig().namespace;
   const prior = priorStepsFromHistory(connection, namespace, loadDataConverter(opts.workerOptions?.dataConverter));

@@ -40,6 +40,7 @@ export function fakeContext(key = 'step[test]'): FakeContext {
     card: () => Promise.reject(new Error('fakeContext has no artifact store')),
     metrics: record.metrics,
     registerModel: (name, model, options) => record.registerModel(name, model, options),
+    secrets: {},
     record,
     logs,
     heartbeats,
