@@ -69,6 +69,7 @@ describe(`kill -9 of the worker at random points, ${KILLS} times`, { timeout: 1_
       await sleep(delay);
       await killHard(worker);
       const killedAt = Date.now();
+      const running = recordedPids(pids).filter(alive).length;
       await sleep(2000);
       const orphans = recordedPids(pids).filter(alive);
       assert.deepEqual(orphans, [], `round ${round}: step processes alive 2 s after kill -9 of their worker (pids ${orphans.join(', ')})`);
@@ -76,7 +77,7 @@ describe(`kill -9 of the worker at random points, ${KILLS} times`, { timeout: 1_
       const result = await run.result();
       assert.equal(comparable(result), expected, `round ${round}: the same outputs as the undisturbed run`);
       const checked = await checkStore(store, artifactsDir, run.id, result);
-      console.log(`faults: round ${round}: killed the worker ${delay} ms into the run; done ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill (run ${((Date.now() - started) / 1000).toFixed(1)} s); ${checked.artifacts} artifact refs verified, ${checked.blobs} blobs in the store; ${recordedPids(pids).length} step processes, none orphaned`);
+      console.log(`faults: round ${round}: killed the worker ${delay} ms into the run; done ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill (run ${((Date.now() - started) / 1000).toFixed(1)} s); ${checked.artifacts} artifact refs verified, ${checked.blobs} blobs in the store; ${recordedPids(pids).length} step processes, ${running} of them running at the kill, none alive 2 s later`);
     }
   });
 });
