@@ -67,9 +67,9 @@ describe(`kill -9 of the worker at random points, ${KILLS} times`, { timeout: 1_
       // A random point inside the run: from its first step to its last.
       const delay = Math.round(200 + random() * undisturbedMs * 0.9);
       await sleep(delay);
+      const running = recordedPids(pids).filter(alive).length;
       await killHard(worker);
       const killedAt = Date.now();
-      const running = recordedPids(pids).filter(alive).length;
       await sleep(2000);
       const orphans = recordedPids(pids).filter(alive);
       assert.deepEqual(orphans, [], `round ${round}: step processes alive 2 s after kill -9 of their worker (pids ${orphans.join(', ')})`);
