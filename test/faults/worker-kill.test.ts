@@ -60,6 +60,7 @@ describe(`kill -9 of the worker at random points, ${KILLS} times`, { timeout: 1_
     await checkStore(store, artifactsDir, baseline.id, await baseline.result());
     console.log(`faults: undisturbed run took ${undisturbedMs} ms`);
 
+    let interrupted = 0;
     for (let round = 1; round <= KILLS; round++) {
       const pids = pidDir(`round-${round}`);
       const run = await kaon.start(faultsShards, { pidDir: pids });
@@ -68,6 +69,7 @@ describe(`kill -9 of the worker at random points, ${KILLS} times`, { timeout: 1_
       const delay = Math.round(200 + random() * undisturbedMs * 0.9);
       await sleep(delay);
       const running = recordedPids(pids).filter(alive).length;
+      interrupted += running;
       await killHard(worker);
       const killedAt = Date.now();
       await sleep(2000);
@@ -79,5 +81,7 @@ describe(`kill -9 of the worker at random points, ${KILLS} times`, { timeout: 1_
       const checked = await checkStore(store, artifactsDir, run.id, result);
       console.log(`faults: round ${round}: killed the worker ${delay} ms into the run; done ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill (run ${((Date.now() - started) / 1000).toFixed(1)} s); ${checked.artifacts} artifact refs verified, ${checked.blobs} blobs in the store; ${recordedPids(pids).length} step processes, ${running} of them running at the kill, none alive 2 s later`);
     }
+    // Shards run for most of a run, so ten random kills all missing them would mean the kills land elsewhere.
+    if (KILLS >= 10) assert.ok(interrupted > 0, `some kill interrupted a running Python step (seed ${SEED})`);
   });
 });
