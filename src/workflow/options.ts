@@ -11,6 +11,13 @@ export interface StepCallOptions extends Omit<StepOptions, 'cache'> {
 /** Default retry policy: ML steps fail for real reasons more often than transient ones; 3 attempts, backing off. */
 export const DEFAULT_RETRY = { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' } as const;
 export const DEFAULT_TIMEOUT = '10m';
+/**
+ * Every step heartbeats on its own while it runs (the activity wrapper, every second; the worker throttles what
+ * reaches the server), so a worker killed mid-step is noticed after this long and the step retried elsewhere,
+ * not after its start-to-close timeout. A TS step that blocks the event loop longer than this is timed out too:
+ * give it a longer `heartbeat`.
+ */
+export const DEFAULT_HEARTBEAT = '60s';
 
 /** A step's `queue` maps to a task queue under the pipeline's own: `kaon` + `python` → `kaon.python`. */
 export function taskQueueFor(base: string, queue: string): string {
@@ -37,7 +44,6 @@ export function activityOptionsFor(def: StepDef, o: StepCallOptions, key: string
   if (queue) opts.taskQueue = taskQueueFor(workflowInfo().taskQueue, queue);
   const s2c = o.scheduleToClose ?? def.options.scheduleToClose;
   if (s2c !== undefined) opts.scheduleToCloseTimeout = toMs(s2c, where);
-  const hb = o.heartbeat ?? def.options.heartbeat;
-  if (hb !== undefined) opts.heartbeatTimeout = toMs(hb, where);
+  opts.heartbeatTimeout = toMs(o.heartbeat ?? def.options.heartbeat ?? DEFAULT_HEARTBEAT, where);
   return opts;
 }
