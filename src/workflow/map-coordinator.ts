@@ -1,7 +1,7 @@
 // The coordinator of one k.map: a child workflow of the pipeline that plans the items, keeps a sliding window
 // of shard workflows so the sweep's concurrency holds across shards, merges their results in item order, and
 // continues-as-new every SHARDS_PER_EXECUTION shards, so no execution's history grows with the sweep's size.
-import { boundedId } from '../definition/internal/ids';
+import { artifactBase, boundedId } from '../definition/internal/ids';
 import {
   CancellationScope,
   condition,
@@ -156,10 +156,10 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
   if (!stopped && state.nextShard < shards) {
     // Every shard of this execution has finished: merge their results into one part, then continue as new.
     const end = state.nextShard * shardItems;
-    const ref = await io[MapActivity.write]({ mode: 'concat', start: 0, end, parts: state.parts, missing, name: `${spec.key}.results-0-${end}.jsonl`, producer });
+    const ref = await io[MapActivity.write]({ mode: 'concat', start: 0, end, parts: state.parts, missing, name: `${artifactBase(spec.key)}.results-0-${end}.jsonl`, producer });
     await continueAsNew<typeof kaonMap>(spec, { ...state, parts: [{ start: 0, end, ref }] });
   }
-  const results = await io[MapActivity.write]({ mode: 'concat', start: 0, end: total, parts: state.parts, missing, name: `${spec.key}.results.jsonl`, producer });
+  const results = await io[MapActivity.write]({ mode: 'concat', start: 0, end: total, parts: state.parts, missing, name: `${artifactBase(spec.key)}.results.jsonl`, producer });
   const notRun = total - state.counts.succeeded - state.counts.failed;
   const durationMs = now() - state.startedAt;
   const sweep: Sweep = {

@@ -1,7 +1,7 @@
 // A sweep shard: one child workflow running items [start, end) of a k.map, with its own history. It reads its
 // items (inline, or manifest slices through an activity), runs them one or a batch per activity call, and
 // writes its results manifest. It returns counts; it throws only when cancelled.
-import { boundedId } from '../definition/internal/ids';
+import { artifactBase, boundedId } from '../definition/internal/ids';
 import {
   ActivityCancellationType,
   CancellationScope,
@@ -87,7 +87,7 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
     const batch = lines;
     lines = [];
     lineBytes = 0;
-    const ref = await io[MapActivity.write]({ mode: 'collect', start, end, parts: [], lines: batch, missing: { status: 'cancelled', error: 'not run' }, name: `${spec.key}.shard-${args.shard}.part-${parts.length}.jsonl`, producer });
+    const ref = await io[MapActivity.write]({ mode: 'collect', start, end, parts: [], lines: batch, missing: { status: 'cancelled', error: 'not run' }, name: `${artifactBase(spec.key)}.shard-${args.shard}.part-${parts.length}.jsonl`, producer });
     parts.push({ start, end, ref });
   };
 
@@ -252,7 +252,7 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
       parts,
       lines,
       missing: stopped ? { status: 'skipped', error: 'not run: the sweep stopped at its first failure (fail-fast)' } : { status: 'cancelled', error: 'not run: the sweep was cancelled' },
-      name: `${spec.key}.shard-${args.shard}.jsonl`,
+      name: `${artifactBase(spec.key)}.shard-${args.shard}.jsonl`,
       producer,
       record: info.workflowId,
     }),

@@ -30,7 +30,9 @@ export const artifactCommand: CommandSpec = {
     const out = str(values, 'output') ?? path.basename(ref.name ?? sha);
     const source = await store.getStream(ref);
     if (out === '-') {
-      await pipeline(source, io.stdout as NodeJS.WritableStream);
+      // A real stream gets backpressure; a captured Output (tests, embedding) gets the chunks as they come.
+      if (typeof (io.stdout as { on?: unknown }).on === 'function') await pipeline(source, io.stdout as NodeJS.WritableStream);
+      else for await (const chunk of source) io.stdout.write(chunk as never);
       return 0;
     }
     const dest = path.resolve(io.cwd, out);
@@ -48,7 +50,7 @@ export const artifactCommand: CommandSpec = {
       await rename(tmp, dest);
     } catch (err) {
       source.destroy();
-      await rm(tmp, { force: true });
+      await rm(tmp, { force: true }).catch(() => undefined); // under a file, even rm fails (ENOTDIR)
       rethrowSystemError(err, { ...ctx, ...(systemErrorCode(err) === 'ENOENT' ? { path: path.dirname(dest) } : {}) });
     }
     say(io.stdout, `wrote ${dest} (${humanSize(ref.size)}, sha256 verified)`);

@@ -33,3 +33,8 @@ export function boundedId(id: string, max = MAX_ID): string {
   if (id.length <= max) return id;
   return `${id.slice(0, max - 17)}~${shortHash(id)}`;
 }
+
+/** The start of an artifact name built from a step key (`<key>.results.jsonl`): artifact names stay ≤ 255. */
+export function artifactBase(key: string): string {
+  return boundedId(key, 200);
+}
