@@ -107,5 +107,7 @@ export function checkFlagValues(spec: CommandSpec, values: OptionValues): void {
     const kind = flagKind(name, o);
     const v = values[name];
     if (kind && typeof v === 'string') checkSetting(`--${name}`, kind, v);
+    // `--queues a,b`: each one a task queue name.
+    if (name === 'queues') for (const q of [v].flat()) for (const part of typeof q === 'string' ? q.split(',') : []) if (part.trim()) checkSetting('--queues', 'queue', part.trim());
   }
 }

@@ -363,6 +363,7 @@ boundary('CLI arguments', [
   { input: 'dev --port 65000 (its Web UI would be port 66000)', run: () => cliFails(['dev', '--port', '65000']), expect: { refused: /the Web UI port 66000 \(--port \+ 1000\) is over 65535/, fix: /pass --ui-port/ } },
   { input: '--grace soon', run: () => cliFails(['worker', '--grace', 'soon']), expect: { refused: /--grace "soon" is not a duration/, fix: /--grace 30s/ } },
   { input: '--task-queue with a space', run: () => cliFails(['run', 'test-params', '--task-queue', 'my queue']), expect: { refused: /--task-queue "my queue" is not a task queue name/, fix: /letters, digits/ } },
+  { input: '--queues with a bad queue name', run: () => cliFails(['worker', '--queues', 'python,g p u']), expect: { refused: /--queues "g p u" is not a task queue name/, fix: /letters, digits/ } },
   { input: '--metrics with a port over 65535', run: () => cliFails(['worker', '--metrics', ':99999']), expect: { refused: /--metrics ":99999" is not a listen address/, fix: /--metrics 9464/ } },
   { input: 'board --ui-url that is not a URL', run: () => cliFails(['board', '--ui-url', 'localhost 8233']), expect: { refused: /--ui-url "localhost 8233" is not an http\(s\) URL/, fix: /http:\/\// } },
   { input: 'artifact with an unknown action', run: () => cliFails(['artifact', 'put', 'x']), expect: { refused: /unknown action "put"/, fix: /kaon artifact get/ } },
