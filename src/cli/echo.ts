@@ -22,3 +22,11 @@ function escapeChar(c: string): string {
 export function escapeForEcho(text: string, opts: { lines?: boolean } = {}): string {
   return text.replace(opts.lines ? CONTROL_BUT_LINES : CONTROL, escapeChar);
 }
+
+/**
+ * A run state for the terminal renderers: its step keys and names (users' foreach labels among them) escaped
+ * entirely, newlines too, so a label cannot forge a row. JSON output keeps the real keys (JSON escapes them).
+ */
+export function escapeRunState<S extends { steps: readonly { key: string; step: string }[] }>(state: S): S {
+  return { ...state, steps: state.steps.map((st) => ({ ...st, key: escapeForEcho(st.key), step: escapeForEcho(st.step) })) };
+}

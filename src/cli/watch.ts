@@ -1,6 +1,6 @@
 // Following a run from the terminal: snapshots (live progress, or Temporal's status when no worker answers),
 // live bars in a TTY, plain change lines elsewhere, and the final result.
-import { escapeForEcho } from './echo';
+import { escapeRunState } from './echo';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunHandle, RunStatusInfo } from '../client';
 import { ErrorCode, KaonError } from '../definition/errors';
@@ -109,12 +109,12 @@ export async function watchRun(run: RunHandle, opts: WatchOptions): Promise<Snap
         if (tty) {
           // A pty without a size (script, some CI) reports 0 columns.
           // The bars carry Kaon's own colours; the keys in them are escaped first (echo.ts).
-          const text = renderBars(escapedKeys(snap.state), now, (out.columns || 100) - 1, { color, maxRows: Math.max(5, (out.rows || 40) - 4) });
+          const text = renderBars(escapeRunState(snap.state), now, (out.columns || 100) - 1, { color, maxRows: Math.max(5, (out.rows || 40) - 4) });
           // Move to the start of the block drawn last time, clear to the end of the screen, draw again.
           out.write(`${drawn > 0 ? `\u001b[${drawn}F\u001b[J` : ''}${text}\n`);
           drawn = text.split('\n').length;
         } else {
-          const lines = renderPlain(snap.state, now);
+          const lines = renderPlain(escapeRunState(snap.state), now);
           for (const l of diffLines(prevPlain, lines)) say(out, `${formatClock(now)} ${l}`);
           prevPlain = lines;
         }
@@ -188,7 +188,3 @@ export function reportOutcome(io: CliIo, run: RunHandle, target: Target, outcome
   return outcome.ok ? 0 : 1;
 }
 
-/** The run state with its step keys and names escaped for the terminal (they come from users' labels). */
-function escapedKeys<S extends { steps: readonly { key: string; step: string }[] }>(state: S): S {
-  return { ...state, steps: state.steps.map((st) => ({ ...st, key: escapeForEcho(st.key), step: escapeForEcho(st.step) })) };
-}

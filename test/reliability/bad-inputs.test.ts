@@ -26,7 +26,7 @@ import { kaonHome } from '../../src/runtime/paths';
 import { definePipeline } from '../../src/workflow';
 import * as activities from '../fixtures/bad-inputs';
 import { LONGEST_PIPELINE_NAME, LONGEST_STEP_NAME } from '../fixtures/bad-inputs/steps';
-import { longestRun, returnsWrongOutput } from '../fixtures/bad-inputs/workflows';
+import { labelled, longestRun, returnsWrongOutput } from '../fixtures/bad-inputs/workflows';
 import { BAD_KINDS, badValue } from '../fixtures/failures/bad-values';
 import { badRetry, badValues, callsForgotten, callsUndefined, lenientParams, throwsPlain, withParams } from '../fixtures/failures/workflows';
 import { fakeContext } from '../execution/fake-context';
@@ -387,6 +387,20 @@ boundary('CLI arguments', [
     expect: { accepted: 'a new run starts, recomputing that step', check: (v) => assert.match((v as CliResult).stdout, /resumed test-throws-\w+ as run .* \(recomputing first\)/) },
   },
   { input: 'status of a run id with terminal escapes', run: () => cliFails(['status', 'run\u001b[2J\u0007']), expect: { refused: /run\\e\[2J\\x07/, fix: /\S/ } },
+  {
+    input: 'a foreach label with a newline and terminal escapes, shown by kaon status',
+    run: async () => {
+      const run = await env.kaon.start(labelled, { labels: ['US\nforged row\u001b[31m'] });
+      await run.result();
+      return cli(['status', run.id]);
+    },
+    expect: { accepted: 'the run completes; status shows the label escaped (\\n, \\e), so it cannot forge a row or recolour the terminal', check: (v) => {
+      const r = v as CliResult;
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /\[US\\nforged row\\e\[31m\]/);
+      assert.doesNotMatch(r.stdout, /\u001b|^forged/m);
+    } },
+  },
   {
     input: 'control characters in an id echoed by kaon',
     run: () => cli(['status', 'evil\u001b]0;owned\u0007\u202e']),

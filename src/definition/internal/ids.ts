@@ -34,7 +34,11 @@ export function boundedId(id: string, max = MAX_ID): string {
   return `${id.slice(0, max - 17)}~${shortHash(id)}`;
 }
 
-/** The start of an artifact name built from a step key (`<key>.results.jsonl`): artifact names stay ≤ 255. */
+/**
+ * The start of an artifact name built from a step key (`<key>.results.jsonl`): ≤ 200 characters, and a foreach
+ * label's control characters, slashes and backslashes become `_` (an artifact name refuses them). Names need not
+ * be unique: artifacts are found by hash.
+ */
 export function artifactBase(key: string): string {
-  return boundedId(key, 200);
+  return boundedId(key, 200).replace(/[\u0000-\u001f\u007f-\u009f/\\]/g, '_');
 }
