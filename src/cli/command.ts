@@ -1,6 +1,7 @@
 // The shape of a CLI command and of the streams it writes to. Commands never touch process.stdout or
 // process.exit directly, so tests run them in-process with captured output.
 import { KaonError } from '../definition/errors';
+import { escapeForEcho } from './echo';
 
 export interface Output {
   write(chunk: string): unknown;
@@ -55,8 +56,9 @@ export function usageError(command: string, what: string, fix?: string): KaonErr
   return new KaonError({ code: USAGE_ERROR, what, fix: fix ?? `see \`kaon ${command} --help\`` });
 }
 
+/** Write a line (or lines). Control characters other than newlines and tabs are escaped: ids in it are echoed safely. */
 export function say(out: Output, text = ''): void {
-  out.write(`${text}\n`);
+  out.write(`${escapeForEcho(text, { lines: true })}\n`);
 }
 
 export function str(values: OptionValues, name: string): string | undefined {

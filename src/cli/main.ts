@@ -2,6 +2,8 @@
 import { KaonError } from '../definition/errors';
 import { flushTracing } from '../observe/otel-env';
 import { commandUsage, globalUsage, parseCommandArgs } from './args';
+import { escapeForEcho } from './echo';
+import { checkEnvSettings, checkFlagValues } from './settings';
 import { say, USAGE_ERROR, type CliIo, type CommandSpec } from './command';
 import { artifactCommand } from './commands/artifact';
 import { artifactsCommand } from './commands/artifacts';
@@ -29,7 +31,7 @@ export const COMMANDS: readonly CommandSpec[] = [
 
 function errorLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
-  return message.replace(/\s*\n\s*/g, ' ').trim();
+  return escapeForEcho(message.replace(/\s*\n\s*/g, ' ').trim());
 }
 
 /** Run one CLI invocation; resolves to the exit code (0 ok, 1 failed, 2 usage error, 130 interrupted). */
@@ -56,6 +58,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       say(io.stdout, commandUsage(spec));
       return 0;
     }
+    // Settings first: a bad port or env variable is named before anything connects or starts.
+    checkFlagValues(spec, parsed.values);
+    checkEnvSettings(io.env);
     return await spec.run({ io, values: parsed.values, positionals: parsed.positionals });
   } catch (err) {
     if (io.signal?.aborted) {

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, KaonError } from '../definition/errors';
+import { rethrowSystemError } from '../definition/system-errors';
 
 const FIX = `pass a JSON object, e.g. --params '{"seed": 3}', or a file: --params @params.json`;
 
@@ -10,7 +11,13 @@ function readJsonFile(file: string, cwd: string): unknown {
   if (!existsSync(abs)) {
     throw new KaonError({ code: ErrorCode.invalidParams, what: `--params file ${abs} does not exist`, fix: `check the path (relative paths start at ${cwd}); ${FIX}` });
   }
-  return parseJson(readFileSync(abs, 'utf8'), `--params file ${abs}`);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (err) {
+    rethrowSystemError(err, { doing: 'reading the --params file', setting: '--params', path: abs });
+  }
+  return parseJson(text, `--params file ${abs}`);
 }
 
 function parseJson(text: string, where: string): unknown {

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { isEventDef, type EventDef } from '../definition/events';
+import { didYouMean } from '../definition/params';
+import { escapeForEcho } from './echo';
 import { isPipeline, type Pipeline } from '../definition/pipeline';
 import { projectRoot } from '../runtime/paths';
 import type { OptionSpec } from './command';
@@ -43,6 +45,18 @@ function readKaonBlock(root: string): z.infer<typeof KaonBlock> {
   }
   const block = (pkg as { kaon?: unknown } | null)?.kaon;
   if (block === undefined) return {};
+  if (typeof block === 'object' && block !== null && !Array.isArray(block)) {
+    // zod would drop an unknown key: a typo ("workflow") then silently loads the default module.
+    const known = Object.keys(KaonBlock.shape);
+    const unknown = Object.keys(block).filter((k) => !known.includes(k));
+    if (unknown.length > 0) {
+      throw new KaonError({
+        code: ErrorCode.config,
+        what: `the "kaon" block of ${file} has unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `${JSON.stringify(escapeForEcho(k))}${didYouMean(k, known)}`).join(', ')}; the valid keys are ${known.join(', ')}`,
+        fix: 'rename or remove the key, e.g. "kaon": { "workflows": "workflows/index.ts", "activities": "activities/index.ts" }',
+      });
+    }
+  }
   return parseOrThrow(KaonBlock, block, {
     code: ErrorCode.config,
     subject: `the "kaon" block of ${file}`,

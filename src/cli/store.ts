@@ -1,14 +1,16 @@
 // The artifact store as the CLI sees it: the same setting (KAON_ARTIFACTS) the workers use.
 import path from 'node:path';
 import type { ArtifactStore } from '../data/store';
+import { checkKaonHome } from '../runtime/paths';
 import { artifactStore } from './lazy';
 
 /** Async so that the store (and the S3 SDK behind it) loads only for commands that use it. */
 export async function openStore(io: { cwd: string; env: NodeJS.ProcessEnv }): Promise<ArtifactStore> {
   const { createArtifactStore } = artifactStore();
-  const home = io.env.KAON_HOME ? path.resolve(io.cwd, io.env.KAON_HOME) : path.join(io.cwd, '.kaon');
+  const home = io.env.KAON_HOME ? checkKaonHome(path.resolve(io.cwd, io.env.KAON_HOME)) : path.join(io.cwd, '.kaon');
+  // Unset KAON_ARTIFACTS: the store is <home>/artifacts, and a bad path there is KAON_HOME's fault.
   const url = io.env.KAON_ARTIFACTS || `file://${path.join(home, 'artifacts')}`;
-  return createArtifactStore(url, { localDir: home });
+  return createArtifactStore(url, { localDir: home, setting: io.env.KAON_ARTIFACTS ? 'KAON_ARTIFACTS' : io.env.KAON_HOME ? 'KAON_HOME' : undefined });
 }
 
 export function humanSize(bytes: number): string {

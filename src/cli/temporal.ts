@@ -7,7 +7,8 @@ import { connectionConfig } from '../client/connection';
 import { checkNamespace, connectFast, withConnectErrors } from '../client/connect-errors';
 import { ErrorCode, KaonError } from '../definition/errors';
 import { nativeConnectionConfig } from '../runtime/config';
-import { int, type OptionValues } from './command';
+import { usageError, type OptionValues } from './command';
+import { portSetting } from './settings';
 import { kaonClient, temporalClient, temporalWorker } from './lazy';
 
 export const DEFAULT_DEV_PORT = 7233;
@@ -21,8 +22,9 @@ export interface Target {
 
 /** Dev server ports: --port / KAON_DEV_PORT (default 7233), --ui-port / KAON_DEV_UI_PORT (default port + 1000). */
 export function devPorts(command: string, values: OptionValues, env: NodeJS.ProcessEnv): { port: number; uiPort: number } {
-  const port = int(command, { port: values.port ?? env.KAON_DEV_PORT }, 'port', DEFAULT_DEV_PORT, 1);
-  const uiPort = int(command, { 'ui-port': values['ui-port'] ?? env.KAON_DEV_UI_PORT }, 'ui-port', port + 1000, 1);
+  const port = portSetting(values, 'port', env, 'KAON_DEV_PORT', DEFAULT_DEV_PORT);
+  const uiPort = portSetting(values, 'ui-port', env, 'KAON_DEV_UI_PORT', port + 1000);
+  if (uiPort > 65535) throw usageError(command, `the Web UI port ${uiPort} (--port + 1000) is over 65535`, 'pass --ui-port (or KAON_DEV_UI_PORT) explicitly, or a lower --port');
   return { port, uiPort };
 }
 

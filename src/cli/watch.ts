@@ -1,5 +1,6 @@
 // Following a run from the terminal: snapshots (live progress, or Temporal's status when no worker answers),
 // live bars in a TTY, plain change lines elsewhere, and the final result.
+import { escapeRunState } from './echo';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunHandle, RunStatusInfo } from '../client';
 import { ErrorCode, KaonError } from '../definition/errors';
@@ -107,12 +108,13 @@ export async function watchRun(run: RunHandle, opts: WatchOptions): Promise<Snap
       if (snap.state) {
         if (tty) {
           // A pty without a size (script, some CI) reports 0 columns.
-          const text = renderBars(snap.state, now, (out.columns || 100) - 1, { color, maxRows: Math.max(5, (out.rows || 40) - 4) });
+          // The bars carry Kaon's own colours; the keys in them are escaped first (echo.ts).
+          const text = renderBars(escapeRunState(snap.state), now, (out.columns || 100) - 1, { color, maxRows: Math.max(5, (out.rows || 40) - 4) });
           // Move to the start of the block drawn last time, clear to the end of the screen, draw again.
           out.write(`${drawn > 0 ? `\u001b[${drawn}F\u001b[J` : ''}${text}\n`);
           drawn = text.split('\n').length;
         } else {
-          const lines = renderPlain(snap.state, now);
+          const lines = renderPlain(escapeRunState(snap.state), now);
           for (const l of diffLines(prevPlain, lines)) say(out, `${formatClock(now)} ${l}`);
           prevPlain = lines;
         }
@@ -185,3 +187,4 @@ export function reportOutcome(io: CliIo, run: RunHandle, target: Target, outcome
   if (url) say(io.stdout, `Web UI: ${url}`);
   return outcome.ok ? 0 : 1;
 }
+

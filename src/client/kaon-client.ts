@@ -9,13 +9,15 @@ import { decodePayload, kaonDataConverter } from '../data/codec';
 import { isEventDef, type EventDef } from '../definition/events';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { EVENT_SIGNAL, EVENTS_WORKFLOW, eventsWorkflowId, fairnessKeyFor, isPriority, QUERY_JOINS, SAKey, type EventMessage, type EventsView, type StepCall } from '../definition/internal/protocol';
+import { MAX_RUN_KEY } from '../definition/internal/ids';
 import { isPipeline, type AnyPipeline, type PipelineMessages, type PipelineParams, type PipelineResult } from '../definition/pipeline';
 import { connectionConfig, DEFAULT_TASK_QUEUE } from './connection';
 import { checkNamespace, connectFast } from './connect-errors';
 import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
 import { KaonSchedules } from './schedules';
 import { KaonDeployments } from './deployments';
-import { checkUnknownParams } from '../definition/params';
+import { checkUnknownParams, didYouMean } from '../definition/params';
+import type { RunStatus } from '../observe/run-state';
 import { missingSearchAttributes } from './search-attributes';
 import { assertJsonValue } from '../definition/json-value';
 
@@ -61,7 +63,50 @@ export interface ListOptions {
   limit?: number;
 }
 
-const RUN_KEY = /^[A-Za-z0-9][A-Za-z0-9_.:=-]{0,199}$/;
+// The run id is `<pipeline>--<run key>`: 150 characters keep it within Temporal's 255 (ids.ts).
+const RUN_KEY = new RegExp(`^[A-Za-z0-9][A-Za-z0-9_.:=-]{0,${MAX_RUN_KEY - 1}}$`);
+
+/** The statuses a run can have in visibility (KaonStatus). */
+const RUN_STATUSES = ['running', 'waiting', 'paused', 'succeeded', 'failed', 'cancelled'] as const satisfies readonly RunStatus[];
+
+/** Refuse a status no run can have (a list filtered by it would be empty, silently). */
+export function assertRunStatus(status: string): void {
+  if ((RUN_STATUSES as readonly string[]).includes(status)) return;
+  throw new KaonError({
+    code: ErrorCode.invalidParams,
+    what: `status ${JSON.stringify(status)} is not a run status${didYouMean(status, RUN_STATUSES)}`,
+    fix: `use one of ${RUN_STATUSES.join(', ')}`,
+  });
+}
+
+/**
+ * `from` must name a step the old run has: a step key (`train[US]`, `train#2`), the key without its labels
+ * (`train`), or a step or child pipeline name. Otherwise resume would silently recompute nothing.
+ */
+function checkResumeFrom(runId: string, from: string, events: readonly { activityTaskScheduledEventAttributes?: { activityId?: string | null; activityType?: { name?: string | null } | null } | null; startChildWorkflowExecutionInitiatedEventAttributes?: { workflowId?: string | null; workflowType?: { name?: string | null } | null } | null }[]): void {
+  const keys = new Set<string>();
+  const names = new Set<string>();
+  for (const e of events) {
+    const a = e.activityTaskScheduledEventAttributes;
+    if (a?.activityId && !a.activityType?.name?.startsWith('kaon.')) {
+      keys.add(a.activityId);
+      if (a.activityType?.name) names.add(a.activityType.name);
+    }
+    const c = e.startChildWorkflowExecutionInitiatedEventAttributes;
+    if (c?.workflowId?.startsWith(`${runId}/`) && !c.workflowType?.name?.startsWith('kaon.')) {
+      keys.add(c.workflowId.slice(runId.length + 1));
+      if (c.workflowType?.name) names.add(c.workflowType.name);
+    }
+  }
+  const bases = [...keys].map((k) => k.replace(/[[#].*$/, ''));
+  if (keys.has(from) || names.has(from) || bases.includes(from)) return;
+  const list = [...keys].sort();
+  throw new KaonError({
+    code: ErrorCode.notFound,
+    what: `run ${runId} has no step ${JSON.stringify(from)}${didYouMean(from, [...keys, ...names])}; its steps are ${list.length ? list.slice(0, 30).join(', ') + (list.length > 30 ? `, … (${list.length} in all)` : '') : 'none (it ran no step)'}`,
+    fix: 'pass one of those step keys, or a step name, to --from (or leave --from out to reuse every step that succeeded)',
+  });
+}
 
 function quote(v: string): string {
   return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
@@ -102,6 +147,7 @@ export class KaonClient {
     if (!started || !payload) {
       throw new KaonError({ code: ErrorCode.notFound, what: `run ${runId} has no recorded params`, fix: 'pass the id of a Kaon run (kaon list shows them)' });
     }
+    if (opts.from !== undefined) checkResumeFrom(runId, opts.from, history.events ?? []);
     const params = await decodePayload(this.temporal.options.loadedDataConverter, payload);
     return this.startRun(d.type, params, {
       taskQueue: opts.taskQueue ?? d.taskQueue,
@@ -139,7 +185,7 @@ export class KaonClient {
       throw new KaonError({
         code: ErrorCode.invalidParams,
         what: `run key ${JSON.stringify(opts.runKey)} is not valid`,
-        fix: "use up to 200 letters, digits and '_.:=-', starting with a letter or digit (e.g. '2026-11-21-us')",
+        fix: `use up to ${MAX_RUN_KEY} letters, digits and '_.:=-', starting with a letter or digit (e.g. '2026-11-21-us')${opts.runKey.length > MAX_RUN_KEY ? `; this one has ${opts.runKey.length} characters` : ''}`,
       });
     }
     if (opts.priority !== undefined && !isPriority(opts.priority)) {
@@ -264,6 +310,7 @@ export class KaonClient {
   async list(opts: ListOptions = {}): Promise<RunStatusInfo[]> {
     const clauses = [`${SAKey.pipeline.name} IS NOT NULL`];
     if (opts.pipeline) clauses.push(`${SAKey.pipeline.name} = ${quote(opts.pipeline)}`);
+    if (opts.status !== undefined) assertRunStatus(opts.status);
     if (opts.status) clauses.push(`${SAKey.status.name} = ${quote(opts.status)}`);
     const out: RunStatusInfo[] = [];
     for await (const w of this.temporal.workflow.list({ query: clauses.join(' AND ') })) {

@@ -4,6 +4,7 @@ import { ScheduleNotFoundError, type Client, type ScheduleDescription, type Sche
 import { toMs, type Duration } from '../definition/duration';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { SAKey } from '../definition/internal/protocol';
+import { MAX_SCHEDULE_ID } from '../definition/internal/ids';
 import { missingSearchAttributes } from './search-attributes';
 import { isPipeline, type AnyPipeline, type PipelineParams } from '../definition/pipeline';
 import { fillScheduled } from '../definition/scheduled';
@@ -58,7 +59,8 @@ export interface ScheduleInfo {
   summary: string | undefined;
 }
 
-const SCHEDULE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:=-]{0,199}$/;
+// Its runs are `<pipeline>--<id>-<timestamp>`: 130 characters keep them within Temporal's 255 (ids.ts).
+const SCHEDULE_ID = new RegExp(`^[A-Za-z0-9][A-Za-z0-9_.:=-]{0,${MAX_SCHEDULE_ID - 1}}$`);
 
 function overlapName(p: ScheduleOverlapPolicy | undefined): OverlapPolicy {
   const hit = (Object.entries(OVERLAP) as [OverlapPolicy, ScheduleOverlapPolicy][]).find(([, v]) => v === p);
@@ -84,7 +86,7 @@ export class KaonSchedules {
 
   private options(o: ScheduleCreate) {
     if (!SCHEDULE_ID.test(o.id)) {
-      throw new KaonError({ code: ErrorCode.invalidParams, what: `schedule id ${JSON.stringify(o.id)} is not valid`, fix: "use up to 200 letters, digits and '_.:=-', starting with a letter or digit (e.g. 'retrain-daily')" });
+      throw new KaonError({ code: ErrorCode.invalidParams, what: `schedule id ${JSON.stringify(o.id)} is not valid`, fix: `use up to ${MAX_SCHEDULE_ID} letters, digits and '_.:=-', starting with a letter or digit (e.g. 'retrain-daily')` });
     }
     if ((o.cron === undefined) === (o.every === undefined)) {
       throw new KaonError({ code: ErrorCode.invalidParams, what: `schedule "${o.id}" needs exactly one of cron and every`, fix: "pass cron: '0 3 * * *' or every: '1 day'" });

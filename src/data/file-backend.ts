@@ -3,6 +3,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import { rethrowSystemError, type SystemErrorContext } from '../definition/system-errors';
 import { blobKey, sourceStream, type ArtifactSource, type Backend, type BlobStat, type RecordStore } from './backend';
 import { READ_CHUNK, HashingTransform, fsyncDir, tempPathIn, writeFileAtomic, writeStreamToFile, type BlobInfo } from './streams';
 
@@ -29,11 +30,15 @@ export class FileBackend implements Backend {
   readonly records: RecordStore;
   private readonly tmpDir: string;
 
-  constructor(readonly root: string) {
+  /** `setting`: what chose `root` (KAON_ARTIFACTS, KAON_HOME), named when the OS refuses a path under it. */
+  constructor(readonly root: string, setting?: string) {
     this.url = pathToFileURL(root).href;
-    this.records = new FileRecords(root);
+    this.ctx = (doing) => ({ doing: `${doing} the artifact store ${root}`, ...(setting ? { setting } : {}) });
+    this.records = new FileRecords(root, this.ctx);
     this.tmpDir = path.join(root, 'tmp');
   }
+
+  private readonly ctx: (doing: string) => SystemErrorContext;
 
   localBlobPath(sha256: string): string {
     return path.join(this.root, ...blobKey(sha256).split('/'));
@@ -52,7 +57,7 @@ export class FileBackend implements Backend {
     // fsync, then rename into place. A reader never sees a partial blob; a killed writer leaves only tmp/ litter.
     const tmp = tempPathIn(this.tmpDir);
     const hasher = new HashingTransform();
-    await writeStreamToFile(sourceStream(source), [hasher], tmp, { fsync: true, mode: 0o444 });
+    await writeStreamToFile(sourceStream(source), [hasher], tmp, { fsync: true, mode: 0o444 }).catch((err: unknown) => rethrowSystemError(err, this.ctx('writing a blob to')));
     const info = hasher.result();
     const dest = this.localBlobPath(info.sha256);
     try {
@@ -62,7 +67,7 @@ export class FileBackend implements Backend {
       await rename(tmp, dest);
     } catch (err) {
       await rm(tmp, { force: true });
-      throw err;
+      rethrowSystemError(err, this.ctx('writing a blob to'));
     }
     await fsyncDir(path.dirname(dest));
     return info;
@@ -75,7 +80,7 @@ export class FileBackend implements Backend {
       return fh.createReadStream({ highWaterMark: READ_CHUNK });
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw err;
+      rethrowSystemError(err, this.ctx('reading a blob from'));
     }
   }
 
@@ -85,7 +90,7 @@ export class FileBackend implements Backend {
       return { size: st.size, modifiedAt: st.mtime };
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw err;
+      rethrowSystemError(err, this.ctx('reading'));
     }
   }
 
@@ -99,7 +104,10 @@ export class FileBackend implements Backend {
 }
 
 class FileRecords implements RecordStore {
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly ctx: (doing: string) => SystemErrorContext,
+  ) {}
 
   private file(key: string): string {
     assertRecordKey(key);
@@ -111,16 +119,21 @@ class FileRecords implements RecordStore {
     try {
       text = await readFile(this.file(key), 'utf8');
     } catch (err) {
+      // ENOTDIR: a file where a folder of the record's path should be; a missing record, not a broken store.
       if (isNotFound(err)) return undefined;
-      throw err;
+      rethrowSystemError(err, this.ctx('reading a record from'));
     }
     return JSON.parse(text) as unknown;
   }
 
   async put(key: string, value: unknown): Promise<void> {
     const dest = this.file(key);
-    await mkdir(path.dirname(dest), { recursive: true });
-    await writeFileAtomic(dest, Readable.from([Buffer.from(JSON.stringify(value), 'utf8')]));
+    try {
+      await mkdir(path.dirname(dest), { recursive: true });
+      await writeFileAtomic(dest, Readable.from([Buffer.from(JSON.stringify(value), 'utf8')]));
+    } catch (err) {
+      rethrowSystemError(err, this.ctx('writing a record to'));
+    }
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -132,7 +145,7 @@ class FileRecords implements RecordStore {
         entries = await readdir(dir, { withFileTypes: true });
       } catch (err) {
         if (isNotFound(err)) return;
-        throw err;
+        rethrowSystemError(err, this.ctx('listing'));
       }
       for (const e of entries) {
         if (e.name.startsWith('.')) continue; // temp files of writers in progress (or killed)

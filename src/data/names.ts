@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ErrorCode, KaonError } from '../definition/errors';
 
 export const MAX_NAME_LENGTH = 255;
@@ -32,9 +33,18 @@ export function validateArtifactName(name: unknown, where = 'name'): string {
   return name;
 }
 
-/** One path segment of a record key, safe on every filesystem and in S3 keys (`..`, `/`, `%` are escaped). */
+/** The longest key segment: a file name (with `.json`) stays under the 255 bytes filesystems allow. */
+const MAX_SEGMENT = 240;
+
+/**
+ * One path segment of a record key, safe on every filesystem and in S3 keys (`..`, `/`, `%` are escaped). A long
+ * value (a 255-character run id escapes to up to 3× that) keeps a readable start and ends with a hash of the whole.
+ */
 export function keySegment(value: string): string {
-  return encodeURIComponent(value).replace(/^\./, '%2E');
+  const encoded = encodeURIComponent(value).replace(/^\./, '%2E');
+  if (encoded.length <= MAX_SEGMENT) return encoded;
+  const start = encoded.slice(0, MAX_SEGMENT - 17).replace(/%[0-9A-F]?$/, ''); // never half an escape
+  return `${start}~${createHash('sha256').update(value).digest('hex').slice(0, 16)}`;
 }
 
 const MEDIA_TYPES: Record<string, string> = {

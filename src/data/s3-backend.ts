@@ -16,6 +16,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { ErrorCode, KaonError } from '../definition/errors';
+import { rethrowSystemError, systemErrorCode } from '../definition/system-errors';
 import { blobKey, bytesOf, sourceStream, type ArtifactSource, type Backend, type BlobStat, type RecordStore } from './backend';
 import { sha256Hex } from './canonical';
 import { assertRecordKey } from './file-backend';
@@ -47,6 +48,8 @@ export function s3ClientFromEnv(opts: S3Options = {}): S3Client {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+    // An endpoint that does not answer fails in seconds (then explained), not after the OS's minutes-long connect.
+    requestHandler: { connectionTimeout: 5_000 },
     ...(opts.credentials ? { credentials: opts.credentials } : {}),
   };
   return new S3Client(config);
@@ -57,9 +60,17 @@ function isNotFound(err: unknown): boolean {
   return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || (e?.$metadata?.httpStatusCode === 404 && e?.name !== 'NoSuchBucket');
 }
 
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ETIMEDOUT']);
+
 /** Turn the S3 errors a user can fix (no bucket, no credentials) into KaonErrors that say how; rethrow the rest. */
 function explain(err: unknown, url: string): never {
   const e = err as { name?: string; message?: string };
+  const sys = systemErrorCode(err);
+  if (sys && NETWORK_CODES.has(sys)) {
+    const endpoint = process.env.KAON_S3_ENDPOINT;
+    rethrowSystemError(err, { doing: `reaching the artifact store ${url}`, setting: 'KAON_S3_ENDPOINT', ...(endpoint ? { path: endpoint } : {}) });
+  }
+  if (sys) rethrowSystemError(err, { doing: `spooling a transfer of the artifact store ${url}` });
   if (e?.name === 'NoSuchBucket') {
     throw new KaonError({
       code: ErrorCode.config,

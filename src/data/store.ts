@@ -95,6 +95,8 @@ export interface ArtifactStoreOptions {
   links?: 'auto' | 'always' | 'never';
   /** Use this backend instead of the one `url` names (tests inject failing or instrumented backends). */
   backend?: Backend;
+  /** The setting that chose the location, named in errors (default: KAON_ARTIFACTS, or KAON_HOME for `<home>/artifacts`). */
+  setting?: string | undefined;
   /** Instrumentation (tests, benchmarks): how the store hashes a local file. Default: a double-buffered reader. */
   hashFile?: (file: string) => Promise<BlobInfo>;
 }
@@ -131,8 +133,9 @@ function configError(setting: string, why: string): KaonError {
 }
 
 function backendFor(url: string | undefined, opts: ArtifactStoreOptions, localDir: string): Backend {
-  if (url === undefined) return new FileBackend(path.join(path.resolve(opts.home!), 'artifacts'));
-  if (url.startsWith('/')) return new FileBackend(path.resolve(url));
+  const setting = opts.setting ?? (url === undefined ? (process.env.KAON_HOME ? 'KAON_HOME' : undefined) : 'KAON_ARTIFACTS');
+  if (url === undefined) return new FileBackend(path.join(path.resolve(opts.home!), 'artifacts'), setting);
+  if (url.startsWith('/')) return new FileBackend(path.resolve(url), setting);
   if (url.startsWith('file:')) {
     let root: string;
     try {
@@ -140,7 +143,7 @@ function backendFor(url: string | undefined, opts: ArtifactStoreOptions, localDi
     } catch (err) {
       throw configError(url, `is not a valid file URL (${(err as Error).message})`);
     }
-    return new FileBackend(path.resolve(root));
+    return new FileBackend(path.resolve(root), setting);
   }
   if (url.startsWith('s3://')) {
     const rest = url.slice('s3://'.length);

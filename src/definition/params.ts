@@ -15,6 +15,12 @@ function distance(a: string, b: string): number {
   return d[b.length]!;
 }
 
+/** ` (did you mean "x"?)` for the known word closest to `word`, or '' when none is close. */
+export function didYouMean(word: string, known: readonly string[]): string {
+  const best = known.map((n) => [n, distance(word.toLowerCase(), n.toLowerCase())] as const).sort((a, b) => a[1] - b[1])[0];
+  return best && best[1] <= Math.max(2, Math.floor(word.length / 3)) ? ` (did you mean "${best[0]}"?)` : '';
+}
+
 /**
  * Top-level params a pipeline's object schema does not declare. zod would drop them silently, so a typo of a
  * defaulted field (`lerning_rate`) would run with the default: Kaon refuses them unless the pipeline opts out.
@@ -24,10 +30,7 @@ export function checkUnknownParams(schema: z.ZodType, value: unknown, subject: s
   const known = Object.keys(schema.shape);
   const unknown = Object.keys(value).filter((k) => !known.includes(k));
   if (unknown.length === 0) return;
-  const hint = (k: string) => {
-    const best = known.map((n) => [n, distance(k.toLowerCase(), n.toLowerCase())] as const).sort((a, b) => a[1] - b[1])[0];
-    return best && best[1] <= Math.max(2, Math.floor(k.length / 3)) ? ` (did you mean "${best[0]}"?)` : '';
-  };
+  const hint = (k: string) => didYouMean(k, known);
   throw new KaonError({
     code: ErrorCode.invalidParams,
     what: `${subject} has unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"${hint(k)}`).join(', ')}; the schema declares ${known.join(', ') || 'none'}`,

@@ -2,6 +2,7 @@ import type { RetryPolicy } from '@temporalio/common';
 import type { z } from 'zod';
 import { toMs, type Duration } from './duration';
 import { ErrorCode, KaonError } from './errors';
+import { MAX_NAME } from './internal/ids';
 
 /**
  * How a step runs, as plain data. Resolved on the worker only (invariant 2), so a contract that carries one
@@ -113,7 +114,8 @@ export type StepReturn<S extends StepDef> = z.input<S['output']>;
 /** What the workflow receives. */
 export type StepOutput<S extends StepDef> = z.output<S['output']>;
 
-const NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,99}$/;
+// The name is the Temporal workflow or activity type, and the start of the ids built from it (internal/ids.ts).
+const NAME = new RegExp(`^[A-Za-z][A-Za-z0-9_.-]{0,${MAX_NAME - 1}}$`);
 const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,99}$/;
 
 /** Secret names are environment variable names; Kaon's own (KAON_*) and the basics a program needs are refused. */
@@ -142,8 +144,8 @@ export function assertName(kind: string, name: unknown): asserts name is string 
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new KaonError({
       code: ErrorCode.invalidDefinition,
-      what: `${kind} name ${JSON.stringify(name)} is not valid`,
-      fix: `use 1-100 characters: a letter, then letters, digits, '_', '-' or '.' (e.g. 'trainModel')`,
+      what: `${kind} name ${typeof name === 'string' && name.length > MAX_NAME ? `${JSON.stringify(name.slice(0, 40))}… (${name.length} characters, over ${MAX_NAME})` : JSON.stringify(name)} is not valid`,
+      fix: `use 1-${MAX_NAME} characters: a letter, then letters, digits, '_', '-' or '.' (e.g. 'trainModel')`,
     });
   }
 }

@@ -1,3 +1,4 @@
+import { boundedId } from '../definition/internal/ids';
 import { executeChild, isCancellation, workflowInfo } from '@temporalio/workflow';
 import { SAKey } from '../definition/internal/protocol';
 import type { AnyPipeline, PipelineParams, PipelineResult } from '../definition/pipeline';
@@ -8,7 +9,7 @@ import { now } from './run-state-tracker';
 /** Run options for a child keyed `key`: a resumed parent resumes its children (the old child has a predictable id). */
 export function childRunOptions(run: RunOptions, key: string): RunOptions {
   const from = run.resumeFrom;
-  return { ...run, ...(from ? { resumeFrom: { ...from, workflowId: `${from.workflowId}/${key}` } } : {}) };
+  return { ...run, ...(from ? { resumeFrom: { ...from, workflowId: boundedId(`${from.workflowId}/${key}`) } } : {}) };
 }
 
 /** k.child: a pipeline as a child workflow with its own history, id `<parent>/<key>`. */
@@ -25,7 +26,7 @@ export async function runChild<P extends AnyPipeline>(core: RunCore, pipeline: P
   const release = typeof slot === 'function' ? slot : await slot;
   try {
     const result = await executeChild(name, {
-      workflowId: `${info.workflowId}/${key}`,
+      workflowId: boundedId(`${info.workflowId}/${key}`),
       taskQueue: info.taskQueue,
       args: [params, childRunOptions(core.run, key)],
       typedSearchAttributes: [{ key: SAKey.pipeline, value: name }, { key: SAKey.status, value: 'running' }],

@@ -1,3 +1,4 @@
+import { boundedId } from '../definition/internal/ids';
 import { AsyncLocalStorage, workflowInfo } from '@temporalio/workflow';
 import type { Priority } from '@temporalio/common';
 import type { z } from 'zod';
@@ -70,7 +71,8 @@ export class RunCore {
     const full = `${base}${this.scopes.getStore()?.suffix ?? ''}`;
     const n = (uses.get(full) ?? 0) + 1;
     uses.set(full, n);
-    return n === 1 ? full : `${full}#${n}`;
+    // The key is the activity id: a long foreach label or deep nesting is shortened (readable start + hash).
+    return boundedId(n === 1 ? full : `${full}#${n}`);
   }
 
   private readonly gateUses = new Map<string, number>();

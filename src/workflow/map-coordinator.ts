@@ -1,6 +1,7 @@
 // The coordinator of one k.map: a child workflow of the pipeline that plans the items, keeps a sliding window
 // of shard workflows so the sweep's concurrency holds across shards, merges their results in item order, and
 // continues-as-new every SHARDS_PER_EXECUTION shards, so no execution's history grows with the sweep's size.
+import { artifactBase, boundedId } from '../definition/internal/ids';
 import {
   CancellationScope,
   condition,
@@ -85,7 +86,7 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
   let paused = false;
   setHandler(pausedSignal, (p) => {
     paused = p;
-    for (const n of running.keys()) getExternalWorkflowHandle(`${info.workflowId}/shard-${n}`).signal(pausedSignal, p).catch(() => undefined);
+    for (const n of running.keys()) getExternalWorkflowHandle(boundedId(`${info.workflowId}/shard-${n}`)).signal(pausedSignal, p).catch(() => undefined);
   });
 
   const firstShard = state.nextShard;
@@ -104,7 +105,7 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
     let res: Omit<ShardResult, 'part'> & { part?: ResultPart };
     try {
       res = await executeChild(SHARD_WORKFLOW, {
-        workflowId: `${info.workflowId}/shard-${n}`,
+        workflowId: boundedId(`${info.workflowId}/shard-${n}`),
         taskQueue: info.taskQueue,
         args: [args],
         staticSummary: `shard ${n} of sweep ${spec.key} (${spec.parentId}): items ${start}–${end - 1}`,
@@ -155,10 +156,10 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
   if (!stopped && state.nextShard < shards) {
     // Every shard of this execution has finished: merge their results into one part, then continue as new.
     const end = state.nextShard * shardItems;
-    const ref = await io[MapActivity.write]({ mode: 'concat', start: 0, end, parts: state.parts, missing, name: `${spec.key}.results-0-${end}.jsonl`, producer });
+    const ref = await io[MapActivity.write]({ mode: 'concat', start: 0, end, parts: state.parts, missing, name: `${artifactBase(spec.key)}.results-0-${end}.jsonl`, producer });
     await continueAsNew<typeof kaonMap>(spec, { ...state, parts: [{ start: 0, end, ref }] });
   }
-  const results = await io[MapActivity.write]({ mode: 'concat', start: 0, end: total, parts: state.parts, missing, name: `${spec.key}.results.jsonl`, producer });
+  const results = await io[MapActivity.write]({ mode: 'concat', start: 0, end: total, parts: state.parts, missing, name: `${artifactBase(spec.key)}.results.jsonl`, producer });
   const notRun = total - state.counts.succeeded - state.counts.failed;
   const durationMs = now() - state.startedAt;
   const sweep: Sweep = {

@@ -1,6 +1,7 @@
 // A sweep shard: one child workflow running items [start, end) of a k.map, with its own history. It reads its
 // items (inline, or manifest slices through an activity), runs them one or a batch per activity call, and
 // writes its results manifest. It returns counts; it throws only when cancelled.
+import { artifactBase, boundedId } from '../definition/internal/ids';
 import {
   ActivityCancellationType,
   CancellationScope,
@@ -86,7 +87,7 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
     const batch = lines;
     lines = [];
     lineBytes = 0;
-    const ref = await io[MapActivity.write]({ mode: 'collect', start, end, parts: [], lines: batch, missing: { status: 'cancelled', error: 'not run' }, name: `${spec.key}.shard-${args.shard}.part-${parts.length}.jsonl`, producer });
+    const ref = await io[MapActivity.write]({ mode: 'collect', start, end, parts: [], lines: batch, missing: { status: 'cancelled', error: 'not run' }, name: `${artifactBase(spec.key)}.shard-${args.shard}.part-${parts.length}.jsonl`, producer });
     parts.push({ start, end, ref });
   };
 
@@ -140,7 +141,7 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
   };
 
   // On resume, the earlier run's results for this same shard.
-  const prior = spec.resumeFrom ? await io[MapActivity.prior]({ shardId: `${spec.resumeFrom}/shard-${args.shard}` }) : null;
+  const prior = spec.resumeFrom ? await io[MapActivity.prior]({ shardId: boundedId(`${spec.resumeFrom}/shard-${args.shard}`) }) : null;
 
   const batch = spec.batch;
   const calls = Math.ceil(total / batch);
@@ -151,9 +152,9 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
   const runChildItem = async ({ i, input }: { i: number; input: unknown }): Promise<SweepLine[]> => {
     try {
       const output = await executeChild(target.name, {
-        workflowId: `${info.workflowId}/${i}`,
+        workflowId: boundedId(`${info.workflowId}/${i}`),
         taskQueue: info.taskQueue,
-        args: [input, { ...childRun, ...(childRun?.resumeFrom && spec.resumeFrom ? { resumeFrom: { ...childRun.resumeFrom, workflowId: `${spec.resumeFrom}/shard-${args.shard}/${i}` } } : {}) }],
+        args: [input, { ...childRun, ...(childRun?.resumeFrom && spec.resumeFrom ? { resumeFrom: { ...childRun.resumeFrom, workflowId: boundedId(`${boundedId(`${spec.resumeFrom}/shard-${args.shard}`)}/${i}`) } } : {}) }],
         staticSummary: `${target.name} — item ${i} of sweep ${spec.key} (${spec.parentId})`,
         priority: spec.priority,
       });
@@ -167,7 +168,7 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
   /** The activity of one call. Built without object spread: the bundle compiles spread into helper calls. */
   const stepCall = (items: { i: number; input: unknown }[]): Promise<BatchResult> => {
     const first = items[0]!.i;
-    const opts = Object.assign({}, baseOptions, { activityId: items.length === 1 ? `${spec.key}[${first}]` : `${spec.key}[${first}-${items[items.length - 1]!.i}]` });
+    const opts = Object.assign({}, baseOptions, { activityId: boundedId(items.length === 1 ? `${spec.key}[${first}]` : `${spec.key}[${first}-${items[items.length - 1]!.i}]`) });
     const call: BatchCall = { key: spec.key, pipeline: spec.pipeline, cache: spec.cache, items };
     if (priorRef) call.prior = priorRef;
     // No per-item summary: the activity id already reads `sweep[123]`, and 100,000 summaries are history bytes.
@@ -251,7 +252,7 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
       parts,
       lines,
       missing: stopped ? { status: 'skipped', error: 'not run: the sweep stopped at its first failure (fail-fast)' } : { status: 'cancelled', error: 'not run: the sweep was cancelled' },
-      name: `${spec.key}.shard-${args.shard}.jsonl`,
+      name: `${artifactBase(spec.key)}.shard-${args.shard}.jsonl`,
       producer,
       record: info.workflowId,
     }),

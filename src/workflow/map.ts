@@ -1,5 +1,6 @@
 // k.map: a sweep of any size. The parent starts one coordinator child (map-coordinator.ts), which shards the
 // items over child workflows (map-shard.ts); the parent's history holds the sweep as one child, whatever its size.
+import { boundedId } from '../definition/internal/ids';
 import { ApplicationFailure, defineSignal, executeChild, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import { isArtifactRef, type ArtifactRef } from '../definition/artifact-ref';
 import { ErrorCode } from '../definition/errors';
@@ -121,7 +122,7 @@ export async function runMap(core: RunCore, target: StepDef | AnyPipeline, items
     };
   } else mapTarget = { kind: 'pipeline', name };
 
-  const resumeFrom = core.run.resumeFrom ? `${core.run.resumeFrom.workflowId}/${key}` : undefined;
+  const resumeFrom = core.run.resumeFrom ? boundedId(`${core.run.resumeFrom.workflowId}/${key}`) : undefined;
   const spec: MapSpec = {
     key,
     parentId: info.workflowId,
@@ -151,7 +152,7 @@ export async function runMap(core: RunCore, target: StepDef | AnyPipeline, items
   const slot = core.guard.slot();
   const release = typeof slot === 'function' ? slot : await slot;
   let sweep: Sweep;
-  const coordinatorId = `${info.workflowId}/${key}`;
+  const coordinatorId = boundedId(`${info.workflowId}/${key}`);
   // A pause of the run reaches the sweep: its coordinator and shards start no new item while paused.
   core.control.followers.add(coordinatorId);
   try {

@@ -82,7 +82,7 @@ describe('help and usage', () => {
     assertOneLineError(await cli(['run', 'ml-demo', '--wait=yes']), 2, 'option --wait takes no value');
     assertOneLineError(await cli(['status', 'a', 'b']), 2, 'unexpected argument "b"');
     assertOneLineError(await cli(['list', '--limit', 'ten']), 2, '--limit "ten" is not a whole number');
-    assertOneLineError(await cli(['dev', '--port', 'abc']), 2, '--port "abc" is not a whole number');
+    assertOneLineError(await cli(['dev', '--port', 'abc']), 2, '--port "abc" is not a port: expected a whole number from 0 to 65535');
   });
 });
 
@@ -158,7 +158,7 @@ describe('project loading', () => {
     assertOneLineError(await cli(['run', 'a'], { cwd: proj }), 1, `no workflows module at ${path.join(proj, 'workflows/index.ts')}`, '--workflows <file>');
     writeFileSync(path.join(proj, 'empty.ts'), 'export const x = 1;\n');
     assertOneLineError(await cli(['run', 'a', '--workflows', 'empty.ts'], { cwd: proj }), 1, 'exports no pipelines', 'definePipeline');
-    assertOneLineError(await cli(['worker', '--grace', 'soon']), 1, 'duration "soon" is not understood (--grace)');
+    assertOneLineError(await cli(['worker', '--grace', 'soon']), 2, '--grace "soon" is not a duration', '--grace 30s');
     // kaon demo checks its pipeline and params before starting anything.
     writeFileSync(path.join(proj, 'package.json'), JSON.stringify({ name: 'x', kaon: { workflows: path.join(FIXTURE, 'pipelines.ts'), demo: { pipeline: 'cli-slow', params: { ms: 'soon' } } } }));
     assertOneLineError(await cli(['demo'], { cwd: proj }), 1, 'params of the demo pipeline "cli-slow" is invalid', 'field "ms"', '"kaon": { "demo"');

@@ -1,8 +1,10 @@
 import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, KaonError } from '../../definition/errors';
+import { rethrowSystemError, systemErrorCode } from '../../definition/system-errors';
+import { tempPathIn } from '../../data/streams';
 import { say, str, usageError, type CommandSpec } from '../command';
 import { humanSize, openStore } from '../store';
 
@@ -28,18 +30,28 @@ export const artifactCommand: CommandSpec = {
     const out = str(values, 'output') ?? path.basename(ref.name ?? sha);
     const source = await store.getStream(ref);
     if (out === '-') {
-      await pipeline(source, io.stdout as NodeJS.WritableStream);
+      // A real stream gets backpressure; a captured Output (tests, embedding) gets the chunks as they come.
+      if (typeof (io.stdout as { on?: unknown }).on === 'function') await pipeline(source, io.stdout as NodeJS.WritableStream);
+      else for await (const chunk of source) io.stdout.write(chunk as never);
       return 0;
     }
     const dest = path.resolve(io.cwd, out);
-    const tmp = `${dest}.kaon-partial`;
+    const ctx = { doing: `writing artifact sha256:${sha.slice(0, 12)}`, setting: '-o', path: dest };
+    if ((await stat(dest).catch(() => undefined))?.isDirectory()) {
+      source.destroy();
+      rethrowSystemError(Object.assign(new Error('EISDIR'), { code: 'EISDIR' }), { ...ctx, path: `${dest}${path.sep}` });
+    }
+    // A temp file of its own in the same folder, then rename: concurrent gets of one file each write whole
+    // bytes and the last rename wins; a reader never sees half a file, and nothing partial stays behind.
+    const tmp = tempPathIn(path.dirname(dest), path.basename(dest));
     try {
       // Verified while streaming; only a complete, matching file is renamed into place.
-      await pipeline(source, createWriteStream(tmp));
+      await pipeline(source, createWriteStream(tmp, { flags: 'wx' }));
       await rename(tmp, dest);
     } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
+      source.destroy();
+      await rm(tmp, { force: true }).catch(() => undefined); // under a file, even rm fails (ENOTDIR)
+      rethrowSystemError(err, { ...ctx, ...(systemErrorCode(err) === 'ENOENT' ? { path: path.dirname(dest) } : {}) });
     }
     say(io.stdout, `wrote ${dest} (${humanSize(ref.size)}, sha256 verified)`);
     return 0;

@@ -1,3 +1,4 @@
+import { assertRunStatus } from '../../client/kaon-client';
 import { formatDuration } from '../../observe/terminal';
 import { flag, int, say, str, type CommandSpec } from '../command';
 import { connectClient, displayStatus } from '../temporal';
@@ -11,13 +12,14 @@ export const listCommand: CommandSpec = {
   summary: 'list runs, newest first (Temporal visibility: may lag a second behind)',
   options: {
     pipeline: { type: 'string', short: 'p', value: 'name', description: 'only runs of this pipeline' },
-    status: { type: 'string', short: 's', value: 'status', description: 'only runs in this status: running, waiting, succeeded, failed, cancelled' },
+    status: { type: 'string', short: 's', value: 'status', description: 'only runs in this status: running, waiting, paused, succeeded, failed, cancelled' },
     limit: { type: 'string', short: 'n', value: 'n', description: 'at most n runs (default 20)' },
     json: { type: 'boolean', description: 'print the runs as JSON' },
   },
   async run({ io, values }) {
     const limit = int('list', values, 'limit', 20, 1);
     const status = str(values, 'status');
+    if (status !== undefined) assertRunStatus(status); // before connecting: a typo needs no server
     const { kaon, close } = await connectClient(io.env);
     try {
       const pipeline = str(values, 'pipeline');

@@ -1,4 +1,5 @@
 import { renderTable } from '../../observe/terminal';
+import { escapeRunState } from '../echo';
 import { flag, say, type CommandSpec } from '../command';
 import { connectClient, displayStatus, isClosed, runUrl } from '../temporal';
 import { queryFallbackNote, snapshot, watchRun } from '../watch';
@@ -34,7 +35,7 @@ export const statusCommand: CommandSpec = {
       say(io.stdout, `status  ${displayStatus(info)} · started ${info.startTime.toISOString()}${took}`);
       if (url) say(io.stdout, `Web UI  ${url}`);
       say(io.stdout);
-      if (state) say(io.stdout, renderTable(state, Date.now()));
+      if (state) say(io.stdout, renderTable(escapeRunState(state), Date.now()));
       else say(io.stderr, queryFallbackNote(snap));
       if (!state && !isClosed(info)) say(io.stdout, 'steps   unknown until a worker answers');
       return 0;
