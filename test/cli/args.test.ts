@@ -5,32 +5,18 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runCli } from '../../src/cli/main';
 import { parseParams } from '../../src/cli/params';
 import { resolveProject } from '../../src/cli/project';
 import { runUrl, uiBaseFor } from '../../src/cli/temporal';
 import { formatResult } from '../../src/cli/watch';
+import { runCliCaptured, type CliResult } from '../support/cli';
 import { ROOT } from '../support/temporal';
 
 const FIXTURE = path.join(ROOT, 'test/fixtures/cli-project');
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
-async function cli(argv: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    cwd: opts.cwd ?? ROOT,
-    env: opts.env ?? {},
-  });
-  return { code, stdout, stderr };
-}
+const cli = (argv: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Result> => runCliCaptured(argv, { cwd: opts.cwd ?? ROOT, env: opts.env ?? {} });
 
 /** Errors are one line, name the command, and carry a fix. */
 function assertOneLineError(r: Result, code: number, ...needles: (string | RegExp)[]): void {

@@ -13,7 +13,6 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { z } from 'zod';
 import { RunFailedError } from '../../src/client';
-import { runCli } from '../../src/cli/main';
 import { escapeForEcho } from '../../src/cli/echo';
 import { loadPipelines, resolveProject } from '../../src/cli/project';
 import { createArtifactStore } from '../../src/data/store';
@@ -30,6 +29,7 @@ import { labelled, longestRun, returnsWrongOutput } from '../fixtures/bad-inputs
 import { BAD_KINDS, badValue } from '../fixtures/failures/bad-values';
 import { badRetry, badValues, callsForgotten, callsUndefined, lenientParams, throwsPlain, withParams } from '../fixtures/failures/workflows';
 import { fakeContext } from '../execution/fake-context';
+import { runCliCaptured, type CliResult } from '../support/cli';
 import { ROOT, runningWorker, type TestEnv } from '../support/temporal';
 
 type Expect =
@@ -66,23 +66,8 @@ function errText(err: unknown): string {
   return parts.join(' <- ');
 }
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(argv: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    cwd: opts.cwd ?? ROOT,
-    env: { TEMPORAL_ADDRESS: env.address, KAON_TASK_QUEUE: env.taskQueue, ...opts.env },
-  });
-  return { code, stdout, stderr };
-}
+const cli = (argv: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> =>
+  runCliCaptured(argv, { cwd: opts.cwd ?? ROOT, env: { TEMPORAL_ADDRESS: env.address, KAON_TASK_QUEUE: env.taskQueue, ...opts.env } });
 
 /** A CLI call that must fail: its one-line stderr becomes the error the row checks. */
 async function cliFails(argv: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
