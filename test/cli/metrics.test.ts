@@ -70,7 +70,7 @@ describe('kaon worker --metrics', { timeout: 300_000 }, () => {
   test('a bad --metrics address fails at once, saying how to fix it', async () => {
     const r = await kaon(['worker', ...FLAGS, '--metrics', 'localhost'], { env: cliEnv({ TEMPORAL_ADDRESS: address, KAON_TASK_QUEUE: queue }) });
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /--metrics "localhost" is not a listen address[\s\S]*To fix: give \[host\]:port, e\.g\. :9464/);
+    assert.match(r.stderr, /--metrics "localhost" is not a listen address: expected \[host:\]port[\s\S]*To fix: pass e\.g\. --metrics 9464/);
   });
 
   test('with OTEL_EXPORTER_OTLP_ENDPOINT, `kaon run` and `kaon worker` (two processes) make one trace per run', async () => {
