@@ -7,6 +7,7 @@ import type { DataConverter } from '@temporalio/common';
 import { canonicalJson } from '../data/canonical';
 import { decodePayload, kaonDataConverter } from '../data/codec';
 import { isEventDef, type EventDef } from '../definition/events';
+import { assertRunStatus } from './run-status';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import { EVENT_SIGNAL, EVENTS_WORKFLOW, eventsWorkflowId, fairnessKeyFor, isPriority, QUERY_JOINS, SAKey, type EventMessage, type EventsView, type StepCall } from '../definition/internal/protocol';
 import { MAX_RUN_KEY } from '../definition/internal/ids';
@@ -16,8 +17,8 @@ import { checkNamespace, connectFast } from './connect-errors';
 import { RunHandle, type RunStatusInfo, type TemporalStatus } from './run-handle';
 import { KaonSchedules } from './schedules';
 import { KaonDeployments } from './deployments';
-import { checkUnknownParams, didYouMean } from '../definition/params';
-import type { RunStatus } from '../observe/run-state';
+import { checkUnknownParams } from '../definition/params';
+import { didYouMean } from '../definition/did-you-mean';
 import { missingSearchAttributes } from './search-attributes';
 import { assertJsonValue } from '../definition/json-value';
 
@@ -65,19 +66,6 @@ export interface ListOptions {
 
 // The run id is `<pipeline>--<run key>`: 150 characters keep it within Temporal's 255 (ids.ts).
 const RUN_KEY = new RegExp(`^[A-Za-z0-9][A-Za-z0-9_.:=-]{0,${MAX_RUN_KEY - 1}}$`);
-
-/** The statuses a run can have in visibility (KaonStatus). */
-const RUN_STATUSES = ['running', 'waiting', 'paused', 'succeeded', 'failed', 'cancelled'] as const satisfies readonly RunStatus[];
-
-/** Refuse a status no run can have (a list filtered by it would be empty, silently). */
-export function assertRunStatus(status: string): void {
-  if ((RUN_STATUSES as readonly string[]).includes(status)) return;
-  throw new KaonError({
-    code: ErrorCode.invalidParams,
-    what: `status ${JSON.stringify(status)} is not a run status${didYouMean(status, RUN_STATUSES)}`,
-    fix: `use one of ${RUN_STATUSES.join(', ')}`,
-  });
-}
 
 /**
  * `from` must name a step the old run has: a step key (`train[US]`, `train#2`), the key without its labels

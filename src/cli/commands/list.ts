@@ -1,4 +1,4 @@
-import { assertRunStatus } from '../../client/kaon-client';
+import { assertRunStatus } from '../../client/run-status';
 import { formatDuration } from '../../observe/terminal';
 import { flag, int, say, str, type CommandSpec } from '../command';
 import { connectClient, displayStatus } from '../temporal';
