@@ -5,14 +5,14 @@ import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import type { ArtifactRef } from '../definition/artifact-ref';
 import { ErrorCode, KaonError } from '../definition/errors';
-import type { ResultPart, WriteCall } from '../definition/internal/map';
+import { applyTemplate, SLICE_ITEMS, type AssembleCall, type BlobRef, type CallSlice, type StageCall, type SweepCounts, type WriteCall, type WrittenResults, type ResultPart } from '../definition/internal/map';
 import { isSweep, type Sweep, type SweepLine } from '../definition/sweep';
 import { keySegment } from './names';
 import type { ArtifactStore } from './store';
 
 export const RESULTS_MEDIA_TYPE = 'application/x-ndjson';
 
-type Store = Pick<ArtifactStore, 'getPath' | 'getStream' | 'put' | 'records'>;
+type Store = Pick<ArtifactStore, 'getPath' | 'getStream' | 'put' | 'putBlob' | 'records'>;
 
 function badManifest(ref: ArtifactRef, what: string, fix: string): KaonError {
   return new KaonError({ code: ErrorCode.badInput, what: `items manifest ${ref.name ? `"${ref.name}" ` : ''}${ref.uri} ${what}`, fix });
@@ -20,7 +20,7 @@ function badManifest(ref: ArtifactRef, what: string, fix: string): KaonError {
 
 // A verified local copy per blob, once per process: slices then read byte ranges without re-hashing the file.
 const verified = new Map<string, Promise<string>>();
-function localPath(store: Store, ref: ArtifactRef): Promise<string> {
+function localPath(store: Pick<ArtifactStore, 'getPath'>, ref: ArtifactRef): Promise<string> {
   let p = verified.get(ref.sha256);
   if (!p) {
     p = store.getPath(ref);
@@ -68,7 +68,7 @@ export async function planManifest(store: Store, ref: ArtifactRef, sliceItems: n
 }
 
 /** `count` items starting at byte `offset` (a slice start found by planManifest). */
-export async function readSlice(store: Store, ref: ArtifactRef, offset: number, count: number): Promise<unknown[]> {
+export async function readSlice(store: Pick<ArtifactStore, 'getPath'>, ref: ArtifactRef, offset: number, count: number): Promise<unknown[]> {
   const file = await localPath(store, ref);
   const out: unknown[] = [];
   for await (const { text } of lines(file, offset)) {
@@ -92,41 +92,163 @@ export function readSweep<O>(store: Pick<ArtifactStore, 'getStream'>, sweep: Swe
   return readResults<O>(store, sweep.results);
 }
 
-const missingLine = (i: number, m: WriteCall['missing']): SweepLine => ({ i, ok: false, status: m.status, error: m.error });
+const missingLine = (i: number, m: { status: 'cancelled' | 'skipped'; error: string }): SweepLine => ({ i, ok: false, status: m.status, error: m.error });
 const toText = (l: SweepLine): string => `${JSON.stringify(l)}\n`;
 
-/** Write a results manifest for items [start, end): parts and lines in item order, gaps filled. */
-export async function writeResults(store: Store, call: WriteCall): Promise<ArtifactRef> {
-  async function* collect(): AsyncGenerator<string> {
-    const slots: (SweepLine | undefined)[] = new Array(call.end - call.start);
-    const place = (l: SweepLine) => {
-      if (l.i >= call.start && l.i < call.end) slots[l.i - call.start] = l;
-    };
-    for (const p of call.parts) for await (const l of readResults(store, p.ref)) place(l);
-    for (const l of call.lines ?? []) place(l);
-    for (let k = 0; k < slots.length; k++) yield toText(slots[k] ?? missingLine(call.start + k, call.missing));
+/** An ArtifactRef for a blob Kaon wrote for itself, so the verified readers can read it. */
+export function blobArtifact(b: BlobRef): ArtifactRef {
+  return { kind: 'kaon.artifact', uri: b.uri, sha256: b.sha256, size: b.size, mediaType: RESULTS_MEDIA_TYPE, producer: { pipeline: 'kaon', runId: 'kaon', step: 'kaon.map', attempt: 1 } };
+}
+
+/** Write lines as an internal blob (a call's part, a shard's pool). */
+export async function writeLines(store: Pick<ArtifactStore, 'putBlob'>, lines: readonly SweepLine[]): Promise<BlobRef> {
+  return store.putBlob({ bytes: lines.map(toText).join('') });
+}
+
+/** A bug in Kaon's own bookkeeping: never retried, never papered over with a placeholder. */
+function bookkeepingBug(what: string): KaonError {
+  return new KaonError({ code: ErrorCode.internal, what: `sweep results: ${what}`, fix: 'this is a bug in Kaon; report it with the run id. No result line was replaced or dropped: the write was refused', retryable: false });
+}
+
+/** Counts of a results manifest as it is written: what the file says is what the sweep reports. */
+class Counter {
+  readonly counts: SweepCounts = { succeeded: 0, failed: 0, cached: 0, notRun: 0 };
+  private next: number;
+  constructor(start: number) {
+    this.next = start;
   }
-  async function* concat(): AsyncGenerator<string> {
-    let at = call.start;
-    const parts: ResultPart[] = [...call.parts].sort((a, b) => a.start - b.start);
-    for (const p of parts) {
-      for (; at < p.start; at++) yield toText(missingLine(at, call.missing));
-      let buf = '';
-      for await (const l of readResults(store, p.ref)) {
-        buf += toText(l);
-        if (buf.length > 1 << 20) {
-          yield buf;
-          buf = '';
-        }
-      }
-      if (buf) yield buf;
-      at = Math.max(at, p.end);
+  /** Check line order (line i is item i) and count it. */
+  add(l: SweepLine): string {
+    if (l.i !== this.next) throw bookkeepingBug(`line for item ${l.i} where item ${this.next} belongs`);
+    this.next++;
+    if (l.ok) {
+      this.counts.succeeded++;
+      if (l.cached) this.counts.cached++;
+    } else if (l.status === 'failed') this.counts.failed++;
+    else this.counts.notRun++;
+    return toText(l);
+  }
+  get at(): number {
+    return this.next;
+  }
+}
+
+/** Gather text into ~1 MiB chunks for the store's stream. */
+async function* chunked(source: AsyncIterable<string>): AsyncGenerator<string> {
+  let buf = '';
+  for await (const t of source) {
+    buf += t;
+    if (buf.length > 1 << 20) {
+      yield buf;
+      buf = '';
     }
-    for (; at < call.end; at++) yield toText(missingLine(at, call.missing));
   }
-  const ref = await store.put({ stream: Readable.from(call.mode === 'collect' ? collect() : concat()) }, { name: call.name, mediaType: RESULTS_MEDIA_TYPE, producer: call.producer });
+  if (buf) yield buf;
+}
+
+/**
+ * Write a shard's results manifest. Call c covers items [start + c·batch, …): its lines come from its own part,
+ * else from the pools (inline lines the shard flushed) and held lines, else `missing`. A line is never replaced:
+ * an item with two lines, or a part whose lines are not exactly its call's items, is refused as a bug.
+ */
+export async function assembleResults(store: Store, call: AssembleCall, beat?: () => void): Promise<WrittenResults> {
+  const pooled = new Map<number, SweepLine>();
+  const place = (l: SweepLine) => {
+    if (l.i < call.start || l.i >= call.end) throw bookkeepingBug(`a pooled line for item ${l.i}, outside the shard's items ${call.start}–${call.end - 1}`);
+    if (pooled.has(l.i)) throw bookkeepingBug(`two lines for item ${l.i}`);
+    pooled.set(l.i, l);
+  };
+  for (const p of call.pools) for await (const l of readResults(store, blobArtifact(p))) place(l);
+  for (const l of call.lines) place(l);
+  const parts = new Map<number, BlobRef>();
+  for (const { c, part } of call.parts) {
+    if (parts.has(c)) throw bookkeepingBug(`two parts for call ${c}`);
+    parts.set(c, part);
+  }
+  const counter = new Counter(call.start);
+  async function* lines(): AsyncGenerator<string> {
+    const calls = Math.ceil((call.end - call.start) / call.batch);
+    for (let c = 0; c < calls; c++) {
+      const first = call.start + c * call.batch;
+      const last = Math.min(call.end, first + call.batch);
+      const part = parts.get(c);
+      if (part) {
+        for await (const l of readResults(store, blobArtifact(part))) {
+          if (pooled.has(l.i)) throw bookkeepingBug(`item ${l.i} has a line in its call's part and in a pool`);
+          yield counter.add(l);
+        }
+        if (counter.at !== last) throw bookkeepingBug(`the part of call ${c} ends at item ${counter.at - 1}, not ${last - 1}`);
+        beat?.();
+        continue;
+      }
+      for (let i = first; i < last; i++) yield counter.add(pooled.get(i) ?? missingLine(i, call.missing));
+    }
+  }
+  const ref = await store.put({ stream: Readable.from(chunked(lines())) }, { name: call.name, mediaType: RESULTS_MEDIA_TYPE, producer: call.producer });
   if (call.record) await store.records.put(priorKey(call.record), { ref, start: call.start, end: call.end });
-  return ref;
+  return { ref, ...counter.counts };
+}
+
+/** Concatenate ordered shard manifests into one; each part must hold exactly its range's lines. */
+export async function writeResults(store: Store, call: WriteCall, beat?: () => void): Promise<WrittenResults> {
+  const counter = new Counter(call.start);
+  const ranges = [...call.parts.map((p) => ({ ...p, kind: 'part' as const })), ...(call.failed ?? []).map((f) => ({ ...f, kind: 'failed' as const }))].sort((a, b) => a.start - b.start);
+  async function* lines(): AsyncGenerator<string> {
+    for (const r of ranges) {
+      if (r.start < counter.at) throw bookkeepingBug(`results for items ${r.start}–${r.end - 1} overlap earlier ones`);
+      while (counter.at < r.start) yield counter.add(missingLine(counter.at, call.missing));
+      if (r.kind === 'failed') {
+        while (counter.at < r.end) yield counter.add({ i: counter.at, ok: false, status: 'failed', error: r.error });
+        continue;
+      }
+      for await (const l of readResults(store, r.ref)) yield counter.add(l);
+      if (counter.at !== r.end) throw bookkeepingBug(`the results of items ${r.start}–${r.end - 1} end at item ${counter.at - 1}`);
+      beat?.();
+    }
+    while (counter.at < call.end) yield counter.add(missingLine(counter.at, call.missing));
+  }
+  const ref = await store.put({ stream: Readable.from(chunked(lines())) }, { name: call.name, mediaType: RESULTS_MEDIA_TYPE, producer: call.producer });
+  return { ref, ...counter.counts };
+}
+
+/** Stage inline inputs as a JSON-lines manifest (one call per chunk), or join staged chunks in order. */
+export async function stageInputs(store: Store, call: StageCall): Promise<ArtifactRef> {
+  const meta = { name: call.name, mediaType: RESULTS_MEDIA_TYPE, producer: call.producer };
+  if ('inputs' in call) return store.put({ bytes: call.inputs.map((v) => `${JSON.stringify(v ?? null)}\n`).join('') }, meta);
+  const parts = call.join;
+  async function* joined(): AsyncGenerator<Buffer> {
+    for (const r of parts) for await (const chunk of await store.getStream(r)) yield chunk as Buffer;
+  }
+  return store.put({ stream: Readable.from(joined()) }, meta);
+}
+
+/** Parsed manifest slices, per process: a batch-1 sweep's thousand calls of one slice read it once. */
+const slices = new Map<string, Promise<unknown[]>>();
+function cachedSlice(store: Pick<ArtifactStore, 'getPath'>, ref: ArtifactRef, offset: number): Promise<unknown[]> {
+  const id = `${ref.sha256}:${offset}`;
+  let p = slices.get(id);
+  if (!p) {
+    p = readSlice(store, ref, offset, SLICE_ITEMS);
+    p.catch(() => slices.delete(id));
+    slices.set(id, p);
+    if (slices.size > 8) slices.delete(slices.keys().next().value as string);
+  }
+  return p;
+}
+
+/** The inputs of one call's items, read from the manifest and filled into the template. */
+export async function readCallItems(store: Pick<ArtifactStore, 'getPath'>, s: CallSlice): Promise<{ i: number; input: unknown }[]> {
+  const loaded = await Promise.all(s.offsets.map((o) => cachedSlice(store, s.ref, o)));
+  const out: { i: number; input: unknown }[] = [];
+  for (let k = 0; k < s.count; k++) {
+    const i = s.first + k;
+    const at = i - s.sliceStart;
+    const slice = loaded[Math.floor(at / SLICE_ITEMS)];
+    const line = at >= 0 && slice ? slice[at % SLICE_ITEMS] : undefined;
+    if (line === undefined) throw bookkeepingBug(`item ${i} is not in the manifest slices at bytes ${s.offsets.join(', ')} (from item ${s.sliceStart})`);
+    out.push({ i, input: applyTemplate(s.template, line, i) });
+  }
+  return out;
 }
 
 const priorKey = (shardId: string) => `sweeps/${keySegment(shardId)}.json`;

@@ -46,6 +46,11 @@ export interface ArtifactStore {
   readonly records: RecordStore;
   /** Store bytes (hashed while streaming; same bytes, same uri, stored once) and record their lineage. */
   put(source: ArtifactSource, meta: PutMeta): Promise<ArtifactRef>;
+  /**
+   * Store bytes Kaon keeps for itself (a sweep call's result part): content-addressed and atomic like put, but no
+   * name and no lineage record, so a 100,000-call sweep does not list 100,000 parts as its run's artifacts.
+   */
+  putBlob(source: ArtifactSource): Promise<{ uri: string; sha256: string; size: number }>;
   /** The bytes, verified: the stream errors with KAON_ARTIFACT_CORRUPT at its end if they do not match the ref. */
   getStream(ref: ArtifactRef): Promise<Readable>;
   /**
@@ -213,6 +218,12 @@ class Store implements ArtifactStore {
       createdAt: new Date().toISOString(),
     });
     return ref;
+  }
+
+  async putBlob(source: ArtifactSource): Promise<{ uri: string; sha256: string; size: number }> {
+    await checkSource(source);
+    const info = await this.backend.putBlob(source);
+    return { uri: this.backend.blobUri(info.sha256), sha256: info.sha256, size: info.size };
   }
 
   private checkRef(ref: unknown, where: string): ArtifactRef {

@@ -63,6 +63,8 @@ export const ErrorCode = {
   processFailed: 'KAON_PROCESS_FAILED',
   timeout: 'KAON_TIMEOUT',
   pipelineError: 'KAON_PIPELINE_ERROR',
+  /** A broken invariant in Kaon's own bookkeeping: refused, never papered over. */
+  internal: 'KAON_INTERNAL',
 } as const;
 
 const MAX_RECEIVED = 80;

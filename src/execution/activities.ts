@@ -2,9 +2,10 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import type { StepCall, StepFailureDetails, StepResult } from '../definition/internal/protocol';
-import type { BatchCall, BatchResult } from '../definition/internal/map';
+import { FAILURE_TEXT_CHARS, INLINE_RESULT_BYTES, isBatchCall, MAX_LISTED_FAILURES, type BatchBeat, type BatchCall, type BatchResult, type BlobRef } from '../definition/internal/map';
 import type { SweepLine } from '../definition/sweep';
-import { priorLine, readSweep } from '../data/manifest';
+import { blobArtifact, priorLine, readCallItems, readResults, readSweep, writeLines } from '../data/manifest';
+import { keySegment } from '../data/names';
 import { isArtifactRef, type ArtifactRef } from '../definition/artifact-ref';
 import type { StepDef, StepRunner } from '../definition/step';
 import type { ModelRegistration, StepArtifacts, StepContext, StepImpl, StepLogger, StepMetric } from './implement';
@@ -89,6 +90,9 @@ export interface StepArtifactStore {
   getStream(ref: ArtifactRef): ReturnType<StepArtifacts['getStream']>;
   /** Hold the lineage of one attempt's puts until it succeeds (see ArtifactStore.holdLineage); without it, puts record at once. */
   holdLineage?(producer: ArtifactRef['producer']): { commit(): Promise<void>; discard(): void };
+  /** Sweeps: a call's result part (see ArtifactStore.putBlob), and its checkpoint between attempts. */
+  putBlob?(source: Parameters<StepArtifacts['put']>[0]): Promise<BlobRef>;
+  records?: { get(key: string): Promise<unknown>; put(key: string, value: unknown): Promise<void>; delete(key: string): Promise<boolean> };
 }
 
 /** What execution needs of the memo table (the cross-run cache). */
@@ -318,7 +322,8 @@ function permanent(err: unknown): boolean {
 export function createStepActivities(deps: StepActivityDeps): Record<string, StepActivity> {
   const runnables = collectRunnables(deps);
   const activities: Record<string, StepActivity> = {};
-  for (const [name, { def, exec, fingerprint: fp }] of runnables) {
+  for (const [name, runnable] of runnables) {
+    const { def, exec, fingerprint: fp } = runnable;
     const single = async (call: StepCall): Promise<StepResult> => {
       const actx = Context.current();
       const attempt = actx.info.attempt;
@@ -397,19 +402,36 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
     const batch = async (call: BatchCall): Promise<BatchResult> => {
       const actx = Context.current();
       const attempt = actx.info.attempt;
-      const runId = actx.info.workflowExecution?.workflowId ?? '';
-      const env: ItemEnv = { name, def, exec, ...(fp ? { fingerprint: fp } : {}), deps, runId, attempt };
-      // A retry skips the items an earlier attempt reported done in its heartbeats.
+      const exec = actx.info.workflowExecution;
+      const runId = exec?.workflowId ?? '';
+      const env: ItemEnv = { name, def, exec: runnable.exec, ...(fp ? { fingerprint: fp } : {}), deps, runId, attempt };
+      const store = deps.artifacts;
+      const items = call.items ?? (call.slice && store ? await readCallItems(store, call.slice) : undefined);
+      if (!items || items.length === 0) throw ApplicationFailure.create({ type: ErrorCode.internal, nonRetryable: true, message: `sweep call ${call.key} has no items${call.slice && !store ? ' (its items are in a manifest, and this worker has no artifact store)' : ''}. To fix: start the worker through kaon/worker (createKaonWorker), which gives it the artifact store` });
+      const first = items[0]!.i;
+      const many = items.length > 1;
+      const maxAttempts = actx.info.retryPolicy?.maximumAttempts ?? 0;
+      // On the last attempt an item's retryable error is its outcome; before it, the call is retried for that item.
+      const lastAttempt = maxAttempts > 0 && attempt >= maxAttempts;
+      const checkpoint = `sweeps/checkpoints/${keySegment(runId)}/${keySegment(exec?.runId ?? '')}/${keySegment(actx.info.activityId)}.json`;
+
+      // Outcomes an earlier attempt reached: from its heartbeats (a lost worker) or its checkpoint (a retry).
       const done = new Map<number, SweepLine>();
-      const earlier = actx.info.heartbeatDetails as { done?: SweepLine[] } | undefined;
+      const earlier = actx.info.heartbeatDetails as Partial<BatchBeat> | undefined;
       for (const l of earlier?.done ?? []) done.set(l.i, l);
+      if (attempt > 1 && store?.records) {
+        const cp = (await store.records.get(checkpoint).catch(() => undefined)) as BlobRef | undefined;
+        if (cp && typeof cp.sha256 === 'string') for await (const l of readResults(store, blobArtifact(cp))) done.set(l.i, l);
+      }
       let doneBytes = 0;
+      let unreported = 0;
       const reported: SweepLine[] = [...done.values()];
-      const many = call.items.length > 1;
+      let current: number | undefined;
       let lastBeat = 0;
       const beat = () => {
         lastBeat = Date.now();
-        actx.heartbeat({ fraction: done.size / call.items.length, message: `${done.size}/${call.items.length} items`, done: reported });
+        const d: BatchBeat = { fraction: done.size / items.length, message: `${done.size}/${items.length} items`, done: reported, ...(unreported ? { unreported } : {}), ...(current !== undefined ? { current } : {}) };
+        actx.heartbeat(d);
       };
       // One timer per call: between items the batch still heartbeats, so cancellation reaches it.
       const timer = many ? setInterval(beat, deps.autoHeartbeatMs ?? 1000) : undefined;
@@ -417,27 +439,56 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
       const started = performance.now();
       const finished = (status: StepOutcome) => deps.metrics?.stepFinished({ step: name, queue: def.options.queue ?? 'default', status, seconds: (performance.now() - started) / 1000, attempt });
       const ran = new Set<'failed' | 'cached' | 'succeeded'>();
+      /** The lines so far, inline when small, else as a part: what a cancelled or finished call hands back. */
+      const outcome = async (lines: SweepLine[]): Promise<Pick<BatchResult, 'lines' | 'part'>> => {
+        if (lines.length === 0) return { lines };
+        if (!store?.putBlob || byteLength(lines) <= INLINE_RESULT_BYTES) return { lines };
+        return { part: await writeLines(store as Required<Pick<StepArtifactStore, 'putBlob'>>, lines) };
+      };
+      let retry: unknown;
       try {
-        for (const { i, input: raw } of call.items) {
+        for (const { i, input: raw } of items) {
           if (done.has(i)) continue;
-          if (actx.cancellationSignal.aborted) throw asFailure(actx.cancellationSignal.reason, actx, { attempt, step: name, key: call.key });
-          const line = await runItem(env, actx, call, i, raw, `${call.key}[${i}]`, !many);
+          current = i;
+          let line: SweepLine;
+          try {
+            if (actx.cancellationSignal.aborted) throw asFailure(actx.cancellationSignal.reason, actx, { attempt, step: name, key: call.key });
+            line = await runItem(env, actx, call, i, raw, `${call.key}[${i}]`, !many);
+          } catch (err) {
+            if (actx.cancellationSignal.aborted || err instanceof CancelledFailure) {
+              // Hand back what the call did: its items' outcomes are kept, the rest read "cancelled".
+              const kept = items.filter((x) => done.has(x.i)).map((x) => done.get(x.i)!);
+              throw new CancelledFailure(err instanceof Error ? err.message : 'cancelled', [{ first, count: items.length, ...(await outcome(kept).catch(() => ({}))) }]);
+            }
+            if (!lastAttempt) {
+              // Go on with the other items; the retry runs only the items without an outcome.
+              retry ??= err;
+              continue;
+            }
+            line = { i, ok: false, status: 'failed', error: err instanceof Error ? err.message : String(err) };
+          }
           done.set(i, line);
           const itemStatus = !line.ok ? 'failed' : line.cached ? 'cached' : 'succeeded';
           deps.metrics?.sweepItem({ pipeline: call.pipeline, step: name, status: itemStatus });
           ran.add(itemStatus);
           if (many) {
-            // Heartbeat details stay small: past 128 KiB of done outputs, later items are only counted (and re-run on a retry).
+            // Heartbeat details stay small: past 128 KiB of done outputs, later items are only counted.
             const b = byteLength(line);
             if (doneBytes + b <= 128 * 1024) {
               doneBytes += b;
               reported.push(line);
-            }
+            } else unreported++;
             // Every heartbeat is encoded in full, so send one at most every 200 ms, not one per item.
             if (Date.now() - lastBeat >= 200) beat();
           }
         }
-        // One status per attempt: failed or cached when every item it ran was (a batch of one is its item).
+        current = undefined;
+        if (retry !== undefined) {
+          // The items that reached an outcome are kept for the next attempt, whatever their size.
+          if (done.size && store?.putBlob && store.records) await store.records.put(checkpoint, await writeLines(store as Required<Pick<StepArtifactStore, 'putBlob'>>, [...done.values()]));
+          if (many) beat();
+          throw retry;
+        }
         finished(ran.size === 1 && !ran.has('succeeded') ? [...ran][0]! : 'succeeded');
       } catch (err) {
         finished(outcomeOf(err, actx));
@@ -445,10 +496,24 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
       } finally {
         if (timer) clearInterval(timer);
       }
-      return { lines: call.items.map(({ i }) => done.get(i)!), attempt };
+      const lines = items.map(({ i }) => done.get(i)!);
+      const result: BatchResult = { attempt, first, count: items.length, succeeded: 0, failed: 0, cached: 0, ...(await outcome(lines)) };
+      const failures: { index: number; error: string }[] = [];
+      for (const l of lines) {
+        if (l.ok) {
+          result.succeeded++;
+          if (l.cached) result.cached++;
+        } else {
+          result.failed++;
+          if (failures.length < MAX_LISTED_FAILURES) failures.push({ index: l.i, error: l.error.slice(0, FAILURE_TEXT_CHARS) });
+        }
+      }
+      if (failures.length) result.failures = failures;
+      if (attempt > 1 && store?.records) await store.records.delete(checkpoint).catch(() => false);
+      return result;
     };
 
-    activities[name] = ((call: StepCall | BatchCall) => ('items' in call ? batch(call) : single(call))) as StepActivity;
+    activities[name] = ((call: StepCall | BatchCall) => (isBatchCall(call) ? batch(call) : single(call))) as StepActivity;
   }
   return activities;
 }

@@ -30,6 +30,7 @@ import {
   type ShardResult,
   type SweepProgress,
   type WriteCall,
+  type WrittenResults,
 } from '../definition/internal/map';
 import type { ArtifactRef } from '../definition/artifact-ref';
 import type { Sweep } from '../definition/sweep';
@@ -38,10 +39,11 @@ import { pausedSignal } from './control';
 import { sweepQuery } from './map-shard';
 import { now } from './run-state-tracker';
 
+// Long internal activities heartbeat (see map-activities.ts): a lost worker costs 20 s, not the 30-minute timeout.
 const io = proxyActivities<{
   [MapActivity.plan](a: { ref: ArtifactRef; sliceItems: number }): Promise<{ total: number; offsets: number[] }>;
-  [MapActivity.write](c: WriteCall): Promise<ArtifactRef>;
-}>({ startToCloseTimeout: '30m', retry: { maximumAttempts: 5, initialInterval: '500ms' } });
+  [MapActivity.write](c: WriteCall): Promise<WrittenResults>;
+}>({ startToCloseTimeout: '30m', heartbeatTimeout: '20s', retry: { maximumAttempts: 5, initialInterval: '500ms' } });
 
 /** How many shards run at once and how many items each runs at once, so that the total never exceeds `concurrency`. */
 export function shardWindow(concurrency: number, shardItems: number, shards: number): { window: number; perShard: number } {
@@ -113,8 +115,9 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
       });
     } catch (err) {
       if (isCancellation(err)) throw err;
-      // A shard that failed as a whole (not its items) counts its items as failed; the results say why.
+      // A shard that failed as a whole (not its items) counts its items as failed; their result lines say why.
       const error = `shard ${n} failed: ${childMessage(err)}`;
+      state.failedShards = [...(state.failedShards ?? []), { start, end, error }];
       res = { succeeded: 0, failed: end - start, cached: 0, notRun: 0, failures: [{ index: start, error }] };
     } finally {
       running.delete(n);
@@ -152,23 +155,24 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
   if (CancellationScope.current().consideredCancelled) throw cancellation ?? new CancelledFailure('sweep cancelled');
 
   const producer = { pipeline: spec.pipeline, runId: spec.parentId, step: spec.key, attempt: 1 };
-  const missing: WriteCall['missing'] = stopped ? { status: 'skipped', error: 'not run: the sweep stopped at its first failure (fail-fast)' } : { status: 'skipped', error: 'not run: its shard failed' };
+  const missing: WriteCall['missing'] = { status: 'skipped', error: stopped ? 'not run: the sweep stopped at its first failure (fail-fast)' : 'not run' };
+  const failed = state.failedShards ?? [];
   if (!stopped && state.nextShard < shards) {
     // Every shard of this execution has finished: merge their results into one part, then continue as new.
     const end = state.nextShard * shardItems;
-    const ref = await io[MapActivity.write]({ mode: 'concat', start: 0, end, parts: state.parts, missing, name: `${artifactBase(spec.key)}.results-0-${end}.jsonl`, producer });
-    await continueAsNew<typeof kaonMap>(spec, { ...state, parts: [{ start: 0, end, ref }] });
+    const merged = await io[MapActivity.write]({ mode: 'concat', start: 0, end, parts: state.parts, failed, missing, name: `${artifactBase(spec.key)}.results-0-${end}.jsonl`, producer });
+    await continueAsNew<typeof kaonMap>(spec, { ...state, parts: [{ start: 0, end, ref: merged.ref }], failedShards: [] });
   }
-  const results = await io[MapActivity.write]({ mode: 'concat', start: 0, end: total, parts: state.parts, missing, name: `${artifactBase(spec.key)}.results.jsonl`, producer });
-  const notRun = total - state.counts.succeeded - state.counts.failed;
+  const { ref: results, ...counts } = await io[MapActivity.write]({ mode: 'concat', start: 0, end: total, parts: state.parts, failed, missing, name: `${artifactBase(spec.key)}.results.jsonl`, producer });
+  // The counts are the manifest's, line by line: what the file says is what the sweep reports.
+  state.counts = counts;
   const durationMs = now() - state.startedAt;
   const sweep: Sweep = {
     kind: 'kaon.sweep',
     key: spec.key,
     target: spec.target.name,
     total,
-    ...state.counts,
-    notRun,
+    ...counts,
     failures: state.failures,
     results,
     durationMs,

@@ -8,6 +8,7 @@ import {
   condition,
   CancelledFailure,
   defineQuery,
+  TimeoutFailure,
   executeChild,
   isCancellation,
   proxyActivities,
@@ -16,32 +17,40 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import {
+  FAILURE_TEXT_CHARS,
   MapActivity,
   MAX_LISTED_FAILURES,
+  POOL_FLUSH_BYTES,
   SLICE_ITEMS,
   SWEEP_QUERY,
+  type AssembleCall,
+  type BatchBeat,
   type BatchCall,
   type BatchResult,
+  type BlobRef,
+  type CallOutcome,
   type ResultPart,
   type ShardArgs,
-  type ShardResult,
   type SliceCall,
+  type ShardResult,
   type SweepProgress,
-  type WriteCall,
+  type WrittenResults,
 } from '../definition/internal/map';
 import type { SweepLine } from '../definition/sweep';
 import { pausedSignal } from './control';
 import { childMessage, failureMessage } from './failures';
 import { now } from './run-state-tracker';
 
-/** Flush collected results to a part artifact past this many bytes of JSON, so the shard's memory stays bounded. */
-const FLUSH_BYTES = 1024 * 1024;
-
+const retry = { maximumAttempts: 5, initialInterval: '500ms' } as const;
+// Every internal activity is short or heartbeats: a lost worker costs at most its heartbeat timeout.
 const io = proxyActivities<{
-  [MapActivity.slice](c: SliceCall): Promise<unknown[]>;
-  [MapActivity.write](c: WriteCall): Promise<ResultPart['ref']>;
+  [MapActivity.pool](c: { lines: SweepLine[] }): Promise<BlobRef>;
   [MapActivity.prior](a: { shardId: string }): Promise<ResultPart | null>;
-}>({ startToCloseTimeout: '5m', retry: { maximumAttempts: 5, initialInterval: '500ms' } });
+  [MapActivity.slice](c: SliceCall): Promise<unknown[]>;
+}>({ startToCloseTimeout: '1m', retry });
+const longIo = proxyActivities<{
+  [MapActivity.assemble](c: AssembleCall): Promise<WrittenResults>;
+}>({ startToCloseTimeout: '30m', heartbeatTimeout: '20s', retry });
 
 export const sweepQuery = defineQuery<SweepProgress>(SWEEP_QUERY);
 
@@ -66,78 +75,70 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
   };
   publish(true);
 
-  // Results: lines collected here until FLUSH_BYTES, then written as parts.
-  let lines: SweepLine[] = [];
-  let lineBytes = 0;
-  const parts: ResultPart[] = [];
+  // Results: a call's part is recorded by call index; inline lines are pooled and flushed as pool blobs. No line is
+  // ever written twice or filled in for a result that exists (the assembly refuses both).
+  let pool: SweepLine[] = [];
+  let poolBytes = 0;
+  const pools: BlobRef[] = [];
+  const parts: AssembleCall['parts'] = [];
   const producer = { pipeline: spec.pipeline, runId: info.workflowId, step: spec.key, attempt: 1 };
-  const record = (l: SweepLine) => {
+  const failed = (index: number, error: string) => {
+    if (failures.length < MAX_LISTED_FAILURES) failures.push({ index, error: error.slice(0, FAILURE_TEXT_CHARS) });
+  };
+  const tally = (l: SweepLine) => {
     if (l.ok) {
       counts.succeeded++;
       if (l.cached) counts.cached++;
     } else if (l.status === 'failed') {
       counts.failed++;
-      if (failures.length < MAX_LISTED_FAILURES) failures.push({ index: l.i, error: l.error });
+      failed(l.i, l.error);
     } else counts.notRun++;
-    lines.push(l);
-    lineBytes += JSON.stringify(l).length;
-    publish();
+  };
+  const keep = (lines: SweepLine[]) => {
+    for (const l of lines) {
+      pool.push(l);
+      poolBytes += JSON.stringify(l).length;
+    }
   };
   const flush = async () => {
-    const batch = lines;
-    lines = [];
-    lineBytes = 0;
-    const ref = await io[MapActivity.write]({ mode: 'collect', start, end, parts: [], lines: batch, missing: { status: 'cancelled', error: 'not run' }, name: `${artifactBase(spec.key)}.shard-${args.shard}.part-${parts.length}.jsonl`, producer });
-    parts.push({ start, end, ref });
+    const lines = pool;
+    pool = [];
+    poolBytes = 0;
+    pools.push(await io[MapActivity.pool]({ lines }));
+  };
+  /** A finished call: its part, or its lines into the pool. */
+  const took = (c: number, r: BatchResult) => {
+    counts.succeeded += r.succeeded;
+    counts.failed += r.failed;
+    counts.cached += r.cached;
+    for (const f of r.failures ?? []) failed(f.index, f.error);
+    if (r.part) parts.push({ c, part: r.part });
+    else keep(r.lines ?? []);
+  };
+  /** What a call that was cancelled, or failed for good, had done: its items' own outcomes are kept. */
+  const salvaged = (o: CallOutcome | undefined): Set<number> => {
+    const kept = new Set<number>();
+    if (!o) return kept;
+    if (o.part) {
+      // Only a cancelled call hands back a part (of the items it finished): pooled, as the assembly reads pools whole.
+      pools.push(o.part);
+      return kept;
+    }
+    for (const l of o.lines ?? []) {
+      kept.add(l.i);
+      tally(l);
+    }
+    keep(o.lines ?? []);
+    return kept;
   };
 
-  // Items: inline inputs, or slices of the manifest read on demand (and one ahead). Every promise made in workflow
-  // code costs a stack capture (the SDK's stack-trace query), so loaded slices are read synchronously.
-  const loaded = new Map<number, unknown[]>();
-  const loading = new Map<number, Promise<unknown[]>>();
-  const load = (s: number): Promise<unknown[]> => {
-    let p = loading.get(s);
-    if (!p) {
-      const src = spec.source;
-      if (src.kind !== 'manifest') throw new Error('unreachable: inline shards carry their inputs');
-      const first = start + s * SLICE_ITEMS;
-      p = io[MapActivity.slice]({ ref: src.ref, offset: args.offsets![s]!, start: first, count: Math.min(SLICE_ITEMS, end - first), template: src.template }).then((inputs) => {
-        loaded.set(s, inputs);
-        return inputs;
-      });
-      loading.set(s, p);
-    }
-    return p;
-  };
-  /** The inputs of items [first, last], or undefined while a slice they need is still loading. */
-  const inputsOf = (first: number, last: number): { i: number; input: unknown }[] | undefined => {
-    const out: { i: number; input: unknown }[] = [];
-    for (let i = first; i <= last; i++) {
-      if (args.inputs) {
-        out.push({ i, input: args.inputs[i - start] });
-        continue;
-      }
-      const s = Math.floor((i - start) / SLICE_ITEMS);
-      const slice = loaded.get(s);
-      if (!slice) return undefined;
-      out.push({ i, input: slice[(i - start) % SLICE_ITEMS] });
-    }
-    return out;
-  };
-  const slicesOf = (first: number, last: number): number[] => {
+  // Items: inline inputs, or read by the worker from the manifest: inputs never enter this history.
+  const sliceOf = (first: number, count: number): BatchCall['slice'] => {
+    const src = spec.source;
+    if (src.kind !== 'manifest') throw new Error('unreachable: inline shards carry their inputs');
     const a = Math.floor((first - start) / SLICE_ITEMS);
-    const b = Math.floor((last - start) / SLICE_ITEMS);
-    return Array.from({ length: b - a + 1 }, (_, k) => a + k);
-  };
-  const prefetch = (first: number) => {
-    if (args.inputs) return;
-    const s = Math.floor((first - start) / SLICE_ITEMS);
-    // Read the next slice while this one runs; drop slices no call needs any more.
-    if (start + (s + 1) * SLICE_ITEMS < end && !loading.has(s + 1)) load(s + 1).catch(() => undefined);
-    for (const k of loaded.keys()) if (k < s) {
-      loaded.delete(k);
-      loading.delete(k);
-    }
+    const b = Math.floor((first + count - 1 - start) / SLICE_ITEMS);
+    return { ref: src.ref, offsets: args.offsets!.slice(a, b + 1), sliceStart: start + a * SLICE_ITEMS, first, count, template: src.template };
   };
 
   // On resume, the earlier run's results for this same shard.
@@ -149,7 +150,24 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
   const target = spec.target;
   const baseOptions = target.kind === 'step' ? { ...target.options, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED, priority: spec.priority } : undefined;
   const childRun = spec.childRun as { resumeFrom?: { workflowId: string } } | undefined;
-  const runChildItem = async ({ i, input }: { i: number; input: unknown }): Promise<SweepLine[]> => {
+  // A pipeline item's input is its child's argument, so here (only) the shard reads manifest slices itself.
+  const slices = new Map<number, Promise<unknown[]>>();
+  const inputOf = async (i: number): Promise<unknown> => {
+    if (args.inputs) return args.inputs[i - start];
+    const src = spec.source;
+    if (src.kind !== 'manifest') throw new Error('unreachable: inline shards carry their inputs');
+    const s = Math.floor((i - start) / SLICE_ITEMS);
+    let p = slices.get(s);
+    if (!p) {
+      for (const k of slices.keys()) if (k < s) slices.delete(k);
+      const first = start + s * SLICE_ITEMS;
+      p = io[MapActivity.slice]({ ref: src.ref, offset: args.offsets![s]!, start: first, count: Math.min(SLICE_ITEMS, end - first), template: src.template });
+      slices.set(s, p);
+    }
+    return (await p)[(i - start) % SLICE_ITEMS];
+  };
+  const runChildItem = async (i: number): Promise<SweepLine> => {
+    const input = await inputOf(i);
     try {
       const output = await executeChild(target.name, {
         workflowId: boundedId(`${info.workflowId}/${i}`),
@@ -158,21 +176,39 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
         staticSummary: `${target.name} — item ${i} of sweep ${spec.key} (${spec.parentId})`,
         priority: spec.priority,
       });
-      return [{ i, ok: true, output }];
+      return { i, ok: true, output };
     } catch (err) {
       if (isCancellation(err)) throw err;
-      return [{ i, ok: false, status: 'failed', error: childMessage(err) }];
+      return { i, ok: false, status: 'failed', error: childMessage(err) };
     }
   };
   const priorRef = prior ? { ref: prior.ref, start } : undefined;
   /** The activity of one call. Built without object spread: the bundle compiles spread into helper calls. */
-  const stepCall = (items: { i: number; input: unknown }[]): Promise<BatchResult> => {
-    const first = items[0]!.i;
-    const opts = Object.assign({}, baseOptions, { activityId: boundedId(items.length === 1 ? `${spec.key}[${first}]` : `${spec.key}[${first}-${items[items.length - 1]!.i}]`) });
-    const call: BatchCall = { key: spec.key, pipeline: spec.pipeline, cache: spec.cache, items };
+  const stepCall = (first: number, last: number): Promise<BatchResult> => {
+    const opts = Object.assign({}, baseOptions, { activityId: boundedId(first === last ? `${spec.key}[${first}]` : `${spec.key}[${first}-${last}]`) });
+    const call: BatchCall = { key: spec.key, pipeline: spec.pipeline, cache: spec.cache };
+    if (args.inputs) {
+      const items: { i: number; input: unknown }[] = [];
+      for (let i = first; i <= last; i++) items.push({ i, input: args.inputs[i - start] });
+      call.items = items;
+    } else call.slice = sliceOf(first, last - first + 1);
     if (priorRef) call.prior = priorRef;
     // No per-item summary: the activity id already reads `sweep[123]`, and 100,000 summaries are history bytes.
     return proxyActivities<Record<string, (c: BatchCall) => Promise<BatchResult>>>(opts)[target.name]!(call);
+  };
+  /** Lines for a call that failed for good: items with an outcome keep it; the one running failed; the rest did not run. */
+  const failedCall = (first: number, last: number, err: unknown) => {
+    const error = failureMessage(err);
+    const beat = lastBeatOf(err);
+    const kept = salvaged(beat ? { first, count: last - first + 1, lines: beat.done } : undefined);
+    const lines: SweepLine[] = [];
+    for (let i = first; i <= last; i++) {
+      if (kept.has(i)) continue;
+      if (beat?.current !== undefined && i > beat.current) lines.push({ i, ok: false, status: 'skipped', error: `not run: the call for items ${first}–${last} failed before it reached this item: ${error}` });
+      else lines.push({ i, ok: false, status: 'failed', error: beat && i !== beat.current ? `its outcome was lost when the call for items ${first}–${last} failed: ${error}` : error });
+    }
+    for (const l of lines) tally(l);
+    keep(lines);
   };
 
   let next = 0;
@@ -198,36 +234,32 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
       const c = next++;
       const first = start + c * batch;
       const last = Math.min(end, first + batch) - 1;
-      let items = inputsOf(first, last);
+      const n = last - first + 1;
+      running += n;
       try {
-        if (!items) {
-          await Promise.all(slicesOf(first, last).map(load));
-          items = inputsOf(first, last)!;
-        }
-        prefetch(first);
-        running += items.length;
-        let lines: SweepLine[];
-        try {
-          if (target.kind === 'pipeline') lines = await runChildItem(items[0]!);
-          else {
-            try {
-              lines = (await stepCall(items)).lines;
-            } catch (err) {
-              if (isCancellation(err)) throw err;
-              // The call failed for good (retries exhausted): every item of it failed with that error.
-              const error = failureMessage(err);
-              lines = items.map(({ i }): SweepLine => ({ i, ok: false, status: 'failed', error }));
+        if (target.kind === 'pipeline') {
+          const l = await runChildItem(first);
+          tally(l);
+          keep([l]);
+        } else {
+          try {
+            took(c, await stepCall(first, last));
+          } catch (err) {
+            if (isCancellation(err)) {
+              salvaged(cancelledOutcome(err));
+              throw err;
             }
+            failedCall(first, last, err);
           }
-        } finally {
-          running -= items.length;
         }
-        for (const l of lines) record(l);
-        if (lineBytes > FLUSH_BYTES) await flush();
+        if (poolBytes > POOL_FLUSH_BYTES) await flush();
       } catch (err) {
         if (!isCancellation(err)) throw err;
         cancellation ??= err;
         return;
+      } finally {
+        running -= n;
+        publish();
       }
       // Fail fast: the first failure stops this shard and cancels its running calls.
       if (spec.onFailure === 'fail-fast' && counts.failed > 0 && !stopped) {
@@ -244,20 +276,40 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
   if (bug) throw bug.reason;
   const cancelled = CancellationScope.current().consideredCancelled;
   publish(true);
-  const shardEnd = await CancellationScope.nonCancellable(() =>
-    io[MapActivity.write]({
-      mode: 'collect',
+  const written = await CancellationScope.nonCancellable(async () => {
+    // Each payload stays small: the pool is flushed before the assembly if it is large.
+    if (poolBytes > POOL_FLUSH_BYTES / 4) await flush();
+    return longIo[MapActivity.assemble]({
       start,
       end,
+      batch: target.kind === 'pipeline' ? 1 : batch,
       parts,
-      lines,
+      pools,
+      lines: pool,
       missing: stopped ? { status: 'skipped', error: 'not run: the sweep stopped at its first failure (fail-fast)' } : { status: 'cancelled', error: 'not run: the sweep was cancelled' },
       name: `${artifactBase(spec.key)}.shard-${args.shard}.jsonl`,
       producer,
       record: info.workflowId,
-    }),
-  );
+    });
+  });
   if (cancelled) throw cancellation ?? new CancelledFailure('shard cancelled');
-  const notRun = total - counts.succeeded - counts.failed;
-  return { ...counts, notRun, failures, part: { start, end, ref: shardEnd } };
+  // The counts are the manifest's: what the file says is what the sweep reports.
+  const { ref, ...written_ } = written;
+  return { ...written_, failures, part: { start, end, ref } };
+}
+
+/** The last heartbeat of a call that timed out (its worker lost, or too slow): the items it had done. */
+function lastBeatOf(err: unknown): BatchBeat | undefined {
+  const cause = (err as { cause?: unknown })?.cause;
+  if (!(cause instanceof TimeoutFailure)) return undefined;
+  const d = cause.lastHeartbeatDetails as Partial<BatchBeat> | undefined;
+  return d && Array.isArray(d.done) ? (d as BatchBeat) : undefined;
+}
+
+/** What a cancelled call handed back (see the batch activity): the outcomes it reached before the cancel. */
+function cancelledOutcome(err: unknown): CallOutcome | undefined {
+  const cause = (err as { cause?: unknown })?.cause;
+  if (!(cause instanceof CancelledFailure)) return undefined;
+  const d = cause.details[0] as Partial<CallOutcome> | undefined;
+  return d && typeof d.first === 'number' && typeof d.count === 'number' ? (d as CallOutcome) : undefined;
 }

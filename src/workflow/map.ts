@@ -1,19 +1,22 @@
 // k.map: a sweep of any size. The parent starts one coordinator child (map-coordinator.ts), which shards the
 // items over child workflows (map-shard.ts); the parent's history holds the sweep as one child, whatever its size.
-import { boundedId } from '../definition/internal/ids';
-import { ApplicationFailure, defineSignal, executeChild, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { artifactBase, boundedId } from '../definition/internal/ids';
+import { ApplicationFailure, defineSignal, executeChild, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import { isArtifactRef, type ArtifactRef } from '../definition/artifact-ref';
 import { ErrorCode } from '../definition/errors';
 import {
   buildTemplate,
   DEFAULT_MAP_CONCURRENCY,
   IDENTITY_TEMPLATE,
+  INLINE_INPUT_BYTES,
+  MapActivity,
   MAP_PROGRESS_SIGNAL,
   MAP_WORKFLOW,
   TemplateError,
   type MapSource,
   type MapSpec,
   type MapTarget,
+  type StageCall,
   type SweepProgress,
   type Template,
 } from '../definition/internal/map';
@@ -45,6 +48,30 @@ export interface MapOptions<T, I> {
   /** Shards the coordinator runs per execution before it continues-as-new. Default 400 (~3,200 events). */
   shardsPerExecution?: number;
 }
+
+const stager = proxyActivities<{ [MapActivity.stage](c: StageCall): Promise<ArtifactRef> }>({ startToCloseTimeout: '5m', heartbeatTimeout: '20s', retry: { maximumAttempts: 5, initialInterval: '500ms' } });
+
+async function stage(inputs: unknown[], key: string, pipeline: string, runId: string): Promise<ArtifactRef> {
+  const producer = { pipeline, runId, step: key, attempt: 1 };
+  const name = `${artifactBase(key)}.items.jsonl`;
+  const chunks: unknown[][] = [[]];
+  let size = 0;
+  for (const v of inputs) {
+    const b = (JSON.stringify(v) ?? 'null').length + 1;
+    if (size + b > STAGE_CHUNK_BYTES && chunks[chunks.length - 1]!.length) {
+      chunks.push([]);
+      size = 0;
+    }
+    chunks[chunks.length - 1]!.push(v);
+    size += b;
+  }
+  if (chunks.length === 1) return stager[MapActivity.stage]({ inputs: chunks[0]!, name, producer });
+  const refs = await Promise.all(chunks.map((c, n) => stager[MapActivity.stage]({ inputs: c, name: `${artifactBase(key)}.items-${n}.jsonl`, producer })));
+  return stager[MapActivity.stage]({ join: refs, name, producer });
+}
+
+/** Staged inputs travel to the stage activity in chunks of at most this many bytes of JSON. */
+const STAGE_CHUNK_BYTES = 128 * 1024;
 
 const mapProgress = defineSignal<[SweepProgress]>(MAP_PROGRESS_SIGNAL);
 
@@ -88,7 +115,11 @@ export async function runMap(core: RunCore, target: StepDef | AnyPipeline, items
     if (bytes > MAX_INLINE_MAP_BYTES) {
       throw invalid(`k.map "${key}" got ${items.length} items whose inputs are ${(bytes / 1048576).toFixed(1)} MiB of JSON, over the ${MAX_INLINE_MAP_BYTES / 1048576} MiB that can travel in workflow arguments. To fix: have a step write the items as a JSON-lines artifact (one item per line) and pass its ArtifactRef to k.map instead of the array.`);
     }
-    source = { kind: 'inline', inputs };
+    if (bytes > INLINE_INPUT_BYTES) {
+      // Past 64 KiB the inputs are staged as a manifest (in chunks, so no payload nears Temporal's 512 KiB warning):
+      // then the coordinator, its shards and their calls carry a ref, and each item's input is read by the worker.
+      source = { kind: 'manifest', ref: await stage(inputs, key, core.tracker.state.pipeline, info.workflowId), template: IDENTITY_TEMPLATE };
+    } else source = { kind: 'inline', inputs };
   } else if (isArtifactRef(items)) {
     let template: Template = IDENTITY_TEMPLATE;
     if (opts.input) {

@@ -6,15 +6,31 @@ import type { SweepLine } from '../sweep';
 export const MAP_WORKFLOW = 'kaon.map';
 export const SHARD_WORKFLOW = 'kaon.map.shard';
 export const MAP_PROGRESS_SIGNAL = 'kaon.sweepProgress';
-export const MapActivity = { plan: 'kaon.map.plan', slice: 'kaon.map.slice', write: 'kaon.map.write', prior: 'kaon.map.prior' } as const;
+export const MapActivity = {
+  plan: 'kaon.map.plan',
+  stage: 'kaon.map.stage',
+  slice: 'kaon.map.slice',
+  pool: 'kaon.map.pool',
+  assemble: 'kaon.map.assemble',
+  write: 'kaon.map.write',
+  prior: 'kaon.map.prior',
+} as const;
 export const SWEEP_QUERY = 'kaon.sweep';
 
 /** Activity calls per shard: a shard's history stays near 3 events per call, far under the 10,240 bound. */
 export const SHARD_CALLS = 1000;
 /** Items per shard at most (a shard's final write holds its results in memory). */
 export const SHARD_MAX_ITEMS = 10_000;
-/** Items per manifest slice read by one activity. */
+/** Items per manifest slice: the plan records the byte offset of every slice start, and calls read from there. */
 export const SLICE_ITEMS = 1000;
+/** A call's result lines travel in its activity result up to this many bytes of JSON; past it, the call writes a part. */
+export const INLINE_RESULT_BYTES = 1024;
+/** A shard writes the inline lines it holds as a pool blob past this many bytes (each payload stays far under 512 KiB). */
+export const POOL_FLUSH_BYTES = 192 * 1024;
+/** Inline sweep inputs up to this many bytes of JSON ride in workflow arguments; past it they are staged to a manifest. */
+export const INLINE_INPUT_BYTES = 64 * 1024;
+/** Failure texts carried through history (activity results, shard results) are cut to this many characters. */
+export const FAILURE_TEXT_CHARS = 500;
 /** Shards one coordinator execution runs before it continues-as-new (about 8 events per shard). */
 export const SHARDS_PER_EXECUTION = 400;
 /** Items running at once when a sweep does not say. */
@@ -84,6 +100,8 @@ export interface CoordinatorState {
   failures: { index: number; error: string }[];
   /** Merged results so far, contiguous from item 0: shard results concatenated in order. */
   parts: ResultPart[];
+  /** Shards that failed as a whole (their items are failed lines with this error). */
+  failedShards?: { start: number; end: number; error: string }[];
   startedAt: number;
   executions: number;
 }
@@ -114,25 +132,119 @@ export interface ShardArgs {
 }
 
 export interface ShardResult extends SweepCounts {
+  /** The shard's results manifest: exactly one line per item of [start, end). */
   part: ResultPart;
   failures: { index: number; error: string }[];
 }
 
-/** A step activity called for sweep items (1 = batch off). */
+/** A blob Kaon writes for itself (a call's result part, a shard's pool): no name, no lineage. */
+export interface BlobRef {
+  uri: string;
+  sha256: string;
+  size: number;
+}
+
+/** The items of one call read from a manifest: items [first, first + count), in the slices starting at `offsets`. */
+export interface CallSlice {
+  ref: ArtifactRef;
+  /** Byte offsets of the slices the call's items are in (one, or two when the call spans a slice boundary). */
+  offsets: number[];
+  /** The item index of the first slice's first line. */
+  sliceStart: number;
+  first: number;
+  count: number;
+  template: Template;
+}
+
+/** A step activity called for sweep items (a batch of 1 is one item). The items are inline or read from a manifest. */
 export interface BatchCall {
   key: string;
   pipeline: string;
   cache: 'on' | 'off';
-  items: { i: number; input: unknown }[];
+  /** Inline items (small inline sweeps). */
+  items?: { i: number; input: unknown }[];
+  /** Or items of the sweep's manifest, read by the worker (inputs never enter the shard's history). */
+  slice?: CallSlice;
   /** The earlier run's results for this shard: reuse items whose memo key matches. */
   prior?: { ref: ArtifactRef; start: number };
 }
 
-export interface BatchResult {
-  lines: SweepLine[];
-  attempt: number;
+export function isBatchCall(v: unknown): v is BatchCall {
+  return typeof v === 'object' && v !== null && ('items' in v || 'slice' in v);
 }
 
+/**
+ * What a call returns: its counts and either its lines (small) or the part it wrote (one line per item, in order).
+ * Every item of the call has exactly one line: its output or its own error.
+ */
+export interface BatchResult {
+  attempt: number;
+  first: number;
+  count: number;
+  succeeded: number;
+  failed: number;
+  cached: number;
+  lines?: SweepLine[];
+  part?: BlobRef;
+  /** The first failed items, their errors cut to FAILURE_TEXT_CHARS (the full text is in the line). */
+  failures?: { index: number; error: string }[];
+}
+
+/** What a batch call heartbeats: the lines done so far (bounded), and the item it is on. */
+export interface BatchBeat {
+  fraction: number;
+  message: string;
+  done: SweepLine[];
+  /** Items done whose lines did not fit in `done` (their outcomes are lost if the attempt dies). */
+  unreported?: number;
+  current?: number;
+}
+
+/** The lines of a call whose activity failed for good, salvaged by the shard (see map-shard.ts). */
+export interface CallOutcome {
+  first: number;
+  count: number;
+  part?: BlobRef;
+  lines?: SweepLine[];
+}
+
+/** Write a shard's results manifest: call c covers items [start + c·batch, …); its lines are in a part or a pool. */
+export interface AssembleCall {
+  start: number;
+  end: number;
+  batch: number;
+  /** Calls that wrote their own part. */
+  parts: { c: number; part: BlobRef }[];
+  /** Blobs of inline lines the shard flushed, and the lines it still holds. */
+  pools: BlobRef[];
+  lines: SweepLine[];
+  /** Lines for items without an outcome. */
+  missing: { status: 'cancelled' | 'skipped'; error: string };
+  name: string;
+  producer: { pipeline: string; runId: string; step: string; attempt: number };
+  /** Record the result under this shard id for a later resume. */
+  record?: string;
+}
+
+/** A results manifest written, with the counts of what it holds (the counts a sweep reports are these). */
+export interface WrittenResults extends SweepCounts {
+  ref: ArtifactRef;
+}
+
+export interface WriteCall {
+  /** Concatenate ordered shard parts, each exactly its range's lines; gaps get `missing`, failed ranges a failed line. */
+  mode: 'concat';
+  start: number;
+  end: number;
+  parts: ResultPart[];
+  /** Ranges whose shard failed as a whole: each item gets a failed line with the shard's error. */
+  failed?: { start: number; end: number; error: string }[];
+  missing: { status: 'cancelled' | 'skipped'; error: string };
+  name: string;
+  producer: { pipeline: string; runId: string; step: string; attempt: number };
+}
+
+/** A pipeline sweep's shard reads its items' inputs (they are its children's arguments). */
 export interface SliceCall {
   ref: ArtifactRef;
   offset: number;
@@ -141,20 +253,8 @@ export interface SliceCall {
   template: Template;
 }
 
-export interface WriteCall {
-  /** contiguous: concatenate ordered parts; collect: order lines by i and fill gaps. */
-  mode: 'concat' | 'collect';
-  start: number;
-  end: number;
-  parts: ResultPart[];
-  lines?: SweepLine[];
-  /** Lines for items without a result. */
-  missing: { status: 'cancelled' | 'skipped'; error: string };
-  name: string;
-  producer: { pipeline: string; runId: string; step: string; attempt: number };
-  /** Record the result under this shard id for a later resume. */
-  record?: string;
-}
+/** Stage inline inputs as a manifest (chunked: each call's payload stays small), or join staged chunks. */
+export type StageCall = { inputs: unknown[]; name: string; producer: WriteCall['producer'] } | { join: ArtifactRef[]; name: string; producer: WriteCall['producer'] };
 
 // ─── Input templates ─────────────────────────────────────────────────────────────────────────────────
 // With a manifest, the parent never sees the items, so `input(item, i)` is evaluated once with placeholders
