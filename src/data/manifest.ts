@@ -112,7 +112,7 @@ function bookkeepingBug(what: string): KaonError {
 
 /** Counts of a results manifest as it is written: what the file says is what the sweep reports. */
 class Counter {
-  readonly counts: SweepCounts = { succeeded: 0, failed: 0, cached: 0, notRun: 0 };
+  readonly counts: Required<SweepCounts> = { succeeded: 0, failed: 0, cached: 0, notRun: 0, resumed: 0 };
   private next: number;
   constructor(start: number) {
     this.next = start;
@@ -124,6 +124,7 @@ class Counter {
     if (l.ok) {
       this.counts.succeeded++;
       if (l.cached) this.counts.cached++;
+      if (l.resumed) this.counts.resumed++;
     } else if (l.status === 'failed') this.counts.failed++;
     else this.counts.notRun++;
     return toText(l);

@@ -13,6 +13,8 @@ export const Sweep = z.object({
   failed: z.number().int().min(0),
   /** Reused from the cache or, on resume, from the earlier run (counted in succeeded too). */
   cached: z.number().int().min(0),
+  /** Reused on resume from the earlier run (counted in cached and succeeded too). */
+  resumed: z.number().int().min(0).optional(),
   /** Not run: cancelled, or skipped after a fail-fast failure. */
   notRun: z.number().int().min(0),
   /** Up to 20 failed items with their errors. */
@@ -29,7 +31,7 @@ export type Sweep<O = unknown> = z.infer<typeof Sweep> & { readonly __output?: O
 
 /** One line of a sweep's results manifest. */
 export type SweepLine<O = unknown> =
-  | { i: number; ok: true; output: O; cached?: boolean; key?: string }
+  | { i: number; ok: true; output: O; cached?: boolean; resumed?: boolean; key?: string }
   | { i: number; ok: false; error: string; status: 'failed' | 'cancelled' | 'skipped'; key?: string };
 
 export function isSweep(v: unknown): v is Sweep {

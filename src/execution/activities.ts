@@ -252,13 +252,21 @@ export function parseInput(def: StepDef, raw: unknown, key: string): unknown {
   });
 }
 
-/** The memo key an earlier run's input has under this worker's step version (a changed version never matches). */
-function priorKey(env: ItemEnv, raw: unknown, key: string, fingerprint: string | undefined): string | undefined {
+/** The resume key an earlier run's input has under this worker's step version (a changed version never matches). */
+function priorKey(env: ItemEnv, raw: unknown, key: string): string | undefined {
   try {
-    return memoKeyOf(env, parseInput(env.def, raw, key), fingerprint);
+    return resumeKeyOf(env, parseInput(env.def, raw, key));
   } catch {
     return undefined;
   }
+}
+
+/**
+ * What resume matches an earlier success on: the step, its version and its input, not its code. A resumed run
+ * re-runs what failed or never ran, whatever code changed since; `--recompute <step>` names what else to redo.
+ */
+function resumeKeyOf(env: ItemEnv, input: unknown): string | undefined {
+  return env.deps.memo?.key({ step: env.name, version: env.def.version, input, salt: 'resume' });
 }
 
 function memoKeyOf(env: ItemEnv, input: unknown, fingerprint: string | undefined): string | undefined {
@@ -341,10 +349,10 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
         const memo = deps.memo;
         const cacheOn = Boolean(def.options.cache) && call.cache !== 'off';
         // The memo key (canonical JSON + sha256 of the input) only matters to caching and resume.
-        const fingerprint = cacheOn || call.resumeFrom ? await env.fingerprint?.() : undefined;
-        const key = cacheOn || call.resumeFrom ? memoKeyOf(env, input, fingerprint) : undefined;
+        // The memo key covers the code (a runner step's script) and the input; resume matches on the input alone.
+        const key = cacheOn ? memoKeyOf(env, input, await env.fingerprint?.()) : undefined;
         const notes: string[] = [];
-        if (memo && key) {
+        if (memo && (key || call.resumeFrom)) {
           const reuse = async (output: unknown, from: 'cache' | 'resume', fromRun: string): Promise<StepResult> => {
             finished(from === 'cache' ? 'cached' : 'resumed');
             await bookkeep(env, actx, call, record, { input, output, startedAt, reused: { from, runId: fromRun } });
@@ -354,14 +362,14 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
           const from = call.resumeFrom;
           if (from && deps.prior && !recomputes(from.recompute, call.key, name)) {
             const prev = (await deps.prior.of(from.workflowId)).get(call.key);
-            if (prev?.step === name && priorKey(env, prev.input, call.key, fingerprint) === key && (await memo.allExist(refsIn(prev.output)))) {
+            if (prev?.step === name && priorKey(env, prev.input, call.key) === resumeKeyOf(env, input) && (await memo.allExist(refsIn(prev.output)))) {
               const valid = revalidated(def, prev.output, call.key, { from: 'resume', runId: from.workflowId }, actx.log, notes);
               if (valid) return reuse(valid.output, 'resume', from.workflowId);
             }
           }
           // Cross-run cache (opt-in per step; a run may turn it off). A hit whose blobs are gone is a miss, and so is
           // one whose stored output no longer matches today's output schema.
-          if (cacheOn) {
+          if (key) {
             const hit = await memo.get(key);
             const valid = hit ? revalidated(def, hit.output, call.key, { from: 'cache', runId: hit.runId }, actx.log, notes) : undefined;
             deps.metrics?.cacheLookup(name, valid !== undefined);
@@ -526,23 +534,25 @@ async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, 
   try {
     const input = parseInput(def, raw, itemKey);
     setInputs(refsIn(input));
-    key = memoKeyOf(env, input, await env.fingerprint?.());
+    // A line carries its resume key: a later resume reuses it for the same input, whatever code changed.
+    key = resumeKeyOf(env, input);
     const memo = deps.memo;
     const withKey = key ? { key } : {};
     if (memo && key && call.prior && deps.artifacts) {
       const prev = await priorLine(deps.artifacts, call.prior.ref, i);
       if (prev?.ok && prev.key === key && (await memo.allExist(refsIn(prev.output)))) {
         const valid = revalidated(def, prev.output, itemKey, { from: 'resume', runId: call.prior.ref.producer.runId }, actx.log, []);
-        if (valid) return { i, ok: true, output: valid.output, cached: true, key };
+        if (valid) return { i, ok: true, output: valid.output, cached: true, resumed: true, key };
       }
     }
     const notes: string[] = [];
     const cacheOn = Boolean(def.options.cache) && call.cache !== 'off';
-    if (memo && key && cacheOn) {
-      const hit = await memo.get(key);
+    const memoKey = memo && cacheOn ? memoKeyOf(env, input, await env.fingerprint?.()) : undefined;
+    if (memo && memoKey) {
+      const hit = await memo.get(memoKey);
       const valid = hit ? revalidated(def, hit.output, itemKey, { from: 'cache', runId: hit.runId }, actx.log, notes) : undefined;
       deps.metrics?.cacheLookup(name, valid !== undefined);
-      if (valid) return { i, ok: true, output: valid.output, cached: true, key };
+      if (valid) return { i, ok: true, output: valid.output, cached: true, ...withKey };
     }
     if (secrets.error !== undefined) throw secrets.error;
     const held = deps.artifacts?.holdLineage?.(producerOf(call.pipeline, runId, itemKey, env.attempt));
@@ -554,8 +564,8 @@ async function runItem(env: ItemEnv, actx: Context, call: BatchCall, i: number, 
       held?.discard();
       throw err;
     }
-    const k = key;
-    await afterSuccess(env, actx.log, itemKey, notes, held, memo && k && cacheOn ? () => memo.put(k, { output, refs: refsIn(output), runId, stepKey: itemKey, step: name }) : undefined);
+    const k = memoKey;
+    await afterSuccess(env, actx.log, itemKey, notes, held, memo && k ? () => memo.put(k, { output, refs: refsIn(output), runId, stepKey: itemKey, step: name }) : undefined);
     return { i, ok: true, output, ...withKey };
   } catch (caught) {
     const err = redactError(caught, secrets.redact);

@@ -72,6 +72,8 @@ export interface SweepCounts {
   failed: number;
   /** Counted in succeeded too. */
   cached: number;
+  /** Of cached: reused from the earlier run by a resume. */
+  resumed?: number;
   notRun: number;
   /** Items per second. */
   rate: number;
@@ -131,7 +133,7 @@ export interface RunState {
 /** `3000/10000 done · 12 failed · 40 cached · 350/s` */
 export function sweepSummary(w: SweepCounts): string {
   const done = w.succeeded + w.failed;
-  return [`${done}/${w.total || '?'} done`, w.running ? `${w.running} running` : '', w.failed ? `${w.failed} failed` : '', w.cached ? `${w.cached} cached` : '', w.notRun ? `${w.notRun} not run` : '', w.rate ? `${w.rate.toFixed(0)}/s` : '']
+  return [`${done}/${w.total || '?'} done`, w.running ? `${w.running} running` : '', w.failed ? `${w.failed} failed` : '', w.resumed ? `${w.resumed} reused` : '', w.cached - (w.resumed ?? 0) > 0 ? `${w.cached - (w.resumed ?? 0)} cached` : '', w.notRun ? `${w.notRun} not run` : '', w.rate ? `${w.rate.toFixed(0)}/s` : '']
     .filter(Boolean)
     .join(' · ');
 }

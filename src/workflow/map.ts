@@ -89,7 +89,7 @@ function positiveInt(v: number | undefined, name: string, dflt: number, max: num
 }
 
 function sweepState(p: Partial<SweepProgress> & { total: number }): NonNullable<StepState['sweep']> {
-  return { total: p.total, running: p.running ?? 0, succeeded: p.succeeded ?? 0, failed: p.failed ?? 0, cached: p.cached ?? 0, notRun: p.notRun ?? 0, rate: p.rate ?? 0 };
+  return { total: p.total, running: p.running ?? 0, succeeded: p.succeeded ?? 0, failed: p.failed ?? 0, cached: p.cached ?? 0, ...(p.resumed ? { resumed: p.resumed } : {}), notRun: p.notRun ?? 0, rate: p.rate ?? 0 };
 }
 
 const handlers = new WeakSet<RunCore>();
@@ -153,7 +153,10 @@ export async function runMap(core: RunCore, target: StepDef | AnyPipeline, items
     };
   } else mapTarget = { kind: 'pipeline', name };
 
-  const resumeFrom = core.run.resumeFrom ? boundedId(`${core.run.resumeFrom.workflowId}/${key}`) : undefined;
+  // A resumed run reuses the earlier sweep's succeeded items, unless the user named this sweep to recompute.
+  const from = core.run.resumeFrom;
+  const recompute = from?.recompute.some((r) => r === key || r === name || key.startsWith(`${r}[`) || key.startsWith(`${r}#`));
+  const resumeFrom = from && !recompute ? boundedId(`${from.workflowId}/${key}`) : undefined;
   const spec: MapSpec = {
     key,
     parentId: info.workflowId,

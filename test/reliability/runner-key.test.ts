@@ -9,7 +9,9 @@ import { RunFailedError } from '../../src/client';
 import { createRunnerExecutors } from '../../src/execution';
 import type { KaonWorker } from '../../src/runtime/worker';
 import * as steps from '../fixtures/runner-key/steps';
-import { cutShort, versions } from '../fixtures/runner-key/workflows';
+import { cutShort, scoreSweep, versions } from '../fixtures/runner-key/workflows';
+import { readResults } from '../../src/data/manifest';
+import type { Sweep } from '../../src/definition';
 import { ROOT, testEnv, type TestEnv } from '../support/temporal';
 
 let env: TestEnv;
@@ -45,6 +47,30 @@ const statuses = async (run: { progress(): Promise<{ steps: { step: string; stat
   Object.fromEntries((await run.progress()).steps.map((s) => [s.step, s.status]));
 
 describe('runner steps: cache key and timeout', () => {
+  // Issue 20, report 4: per-item keys included the script's hash, so a fix made every item miss on resume.
+  test('4. resume after fixing score.py re-runs only the 10 failed items of 30, at batch 1 and 10', { timeout: 180_000 }, async () => {
+    const buggy = 'import kaon_step as k\ni = k.inputs()["i"]\nif i % 3 == 0:\n    raise ValueError("bad config %d" % i)\nk.output({"i": i, "score": i * 0.5})\n';
+    const fixed = 'import kaon_step as k\ni = k.inputs()["i"]\nk.output({"i": i, "score": i * 0.5 + 100})\n';
+    for (const batch of [1, 10]) {
+      writeFileSync(path.join(dir, 'score.py'), buggy);
+      const first = await env.kaon.start(scoreSweep, { n: 30, batch });
+      await assert.rejects(first.result(), (err: Error) => err instanceof RunFailedError && /10 of 30 items of sweep "score" failed/.test(err.message));
+      writeFileSync(path.join(dir, 'score.py'), fixed);
+      const second = await env.kaon.resume(first.id);
+      const sweep = (await second.result()) as Sweep;
+      assert.deepEqual({ succeeded: sweep.succeeded, failed: sweep.failed, resumed: sweep.resumed }, { succeeded: 30, failed: 0, resumed: 20 });
+      for await (const l of readResults(env.artifacts, sweep.results)) {
+        assert.ok(l.ok);
+        // The 20 reused items keep the old script's output; the 10 re-run ones have the fixed script's.
+        assert.equal((l.output as { score: number }).score, l.i % 3 === 0 ? l.i * 0.5 + 100 : l.i * 0.5, `item ${l.i}`);
+        assert.equal(Boolean(l.resumed), l.i % 3 !== 0, `item ${l.i} reused`);
+      }
+      const state = await second.progress();
+      const w = state.steps.find((s) => s.key === 'score')?.sweep;
+      assert.equal(w?.resumed, 20, 'the run state reports the reuse in items');
+    }
+  });
+
   test('editing a cached Python or shell step\'s script recomputes it; an unchanged script is a cache hit', { timeout: 180_000 }, async () => {
     const n = Date.now(); // a fresh input: nothing cached from earlier test runs
     const first = await env.kaon.start(versions, { n });

@@ -111,6 +111,8 @@ export interface SweepCounts {
   failed: number;
   cached: number;
   notRun: number;
+  /** Of cached: reused from the earlier run on resume. */
+  resumed?: number;
 }
 
 export interface ResultPart {
