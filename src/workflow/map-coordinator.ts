@@ -45,9 +45,12 @@ const io = proxyActivities<{
   [MapActivity.write](c: WriteCall): Promise<WrittenResults>;
 }>({ startToCloseTimeout: '30m', heartbeatTimeout: '20s', retry: { maximumAttempts: 5, initialInterval: '500ms' } });
 
-/** How many shards run at once and how many items each runs at once, so that the total never exceeds `concurrency`. */
-export function shardWindow(concurrency: number, shardItems: number, shards: number): { window: number; perShard: number } {
-  if (concurrency >= 2 * shardItems) return { window: Math.max(1, Math.min(shards, Math.floor(concurrency / shardItems))), perShard: shardItems };
+/**
+ * How many shards run at once and how many items each runs at once, so that the total never exceeds `concurrency`.
+ * A call runs its items one after another, so a shard runs at most `shardCalls` items at once.
+ */
+export function shardWindow(concurrency: number, shardCalls: number, shards: number): { window: number; perShard: number } {
+  if (concurrency >= 2 * shardCalls) return { window: Math.max(1, Math.min(shards, Math.floor(concurrency / shardCalls))), perShard: shardCalls };
   // Two shards share the bound, so one shard's tail overlaps the next one's start instead of draining the pool.
   const window = Math.max(1, Math.min(shards, concurrency >= 2 ? 2 : 1));
   return { window, perShard: Math.floor(concurrency / window) };
@@ -64,7 +67,7 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
   const { total } = state;
   const shardItems = shardItemsFor(spec.batch);
   const shards = Math.ceil(total / shardItems);
-  const { window, perShard } = shardWindow(spec.concurrency, shardItems, shards);
+  const { window, perShard } = shardWindow(spec.concurrency, Math.ceil(shardItems / spec.batch), shards);
   const running = new Map<number, number>();
   const progress = (): SweepProgress => {
     const done = state.counts.succeeded + state.counts.failed;
@@ -103,7 +106,7 @@ export async function kaonMap(spec: MapSpec, carried?: CoordinatorState): Promis
       source.kind === 'inline'
         ? { spec: { ...rest, source: { kind: 'inline' } }, shard: n, start, end, concurrency: perShard, inputs: source.inputs.slice(start, end) }
         : { spec: { ...rest, source }, shard: n, start, end, concurrency: perShard, offsets: state.offsets.slice(start / SLICE_ITEMS, Math.ceil(end / SLICE_ITEMS)) };
-    running.set(n, Math.min(perShard, end - start));
+    running.set(n, Math.min(perShard, Math.ceil((end - start) / spec.batch)));
     let res: Omit<ShardResult, 'part'> & { part?: ResultPart };
     try {
       res = await executeChild(SHARD_WORKFLOW, {

@@ -146,7 +146,8 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
 
   const batch = spec.batch;
   const calls = Math.ceil(total / batch);
-  const lanesCount = Math.max(1, Math.min(calls, Math.floor(args.concurrency / batch) || 1));
+  // `concurrency` is items running at once: a call runs its items one after another, so each lane is one item.
+  const lanesCount = Math.max(1, Math.min(calls, args.concurrency));
   const target = spec.target;
   const baseOptions = target.kind === 'step' ? { ...target.options, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED, priority: spec.priority } : undefined;
   const childRun = spec.childRun as { resumeFrom?: { workflowId: string } } | undefined;
@@ -234,8 +235,7 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
       const c = next++;
       const first = start + c * batch;
       const last = Math.min(end, first + batch) - 1;
-      const n = last - first + 1;
-      running += n;
+      running++;
       try {
         if (target.kind === 'pipeline') {
           const l = await runChildItem(first);
@@ -258,7 +258,7 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
         cancellation ??= err;
         return;
       } finally {
-        running -= n;
+        running--;
         publish();
       }
       // Fail fast: the first failure stops this shard and cancels its running calls.

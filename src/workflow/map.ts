@@ -41,7 +41,10 @@ export interface MapOptions<T, I> {
   onFailure?: FailurePolicy;
   /** The sweep's key in the run state. Default: the step or pipeline name. */
   label?: string;
-  /** Items per activity call (steps only): cheap items amortise one call. A retry skips the items already done. */
+  /**
+   * Items per activity call (steps only), run one after another: cheap items amortise one call, and a Python
+   * step's batch runs in one process. It does not lower parallelism: `concurrency` items still run at once.
+   */
   batch?: number;
   /** Per-call overrides of the step's options (timeout is per item; a batch call gets timeout × batch). */
   step?: Omit<StepCallOptions, 'key'>;

@@ -29,9 +29,9 @@ test('a worker killed mid-batch: the retry skips the items already done; every o
   workers.push(first);
   await first.waitFor(/ready/);
 
-  // 120 items of 100 ms in batches of 40, one batch at a time: each batch takes 4 s, and heartbeats (throttled to
+  // 120 items of 100 ms in batches of 40, one item (so one batch) at a time: each batch takes 4 s, and heartbeats (throttled to
   // one per 2 s for a 3 s heartbeat timeout) report its done items.
-  const run = await kaon.start(manifestSweep, { n: 120, batch: 40, concurrency: 40, ms: 100 });
+  const run = await kaon.start(manifestSweep, { n: 120, batch: 40, concurrency: 1, ms: 100 });
   const ran = () => (existsSync(trace) ? readFileSync(trace, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split(' ').map(Number) as [number, number]) : []);
   for (let i = 0; i < 400 && ran().length < 72; i++) await new Promise((r) => setTimeout(r, 50));
   first.child.kill('SIGKILL');

@@ -66,6 +66,15 @@ describe('k.map', () => {
 });
 
 describe('k.map: shapes', () => {
+  // Issue 20, report 7: lanes were concurrency ÷ batch, so `batch: 50, concurrency: 400` ran 8 items at once.
+  test('7. concurrency is items running at once, whatever the batch: batch 10 × concurrency 300 runs ~300 at once', async () => {
+    const run = await env.kaon.start(manifestSweep, { n: 3000, batch: 10, concurrency: 300, ms: 150 });
+    const { sweep, summary } = await run.result();
+    assert.equal(sweep.succeeded, 3000);
+    assert.ok(summary.maxRunning <= 300, `at most 300 at once (saw ${summary.maxRunning})`);
+    assert.ok(summary.maxRunning >= 200, `about 300 at once, not 300 ÷ 10 (saw ${summary.maxRunning})`);
+  });
+
   test('over a pipeline: each item is a child pipeline under its shard', async () => {
     const run = await env.kaon.start(pipelineSweep, { n: 30 });
     const { sweep, summary } = await run.result();
