@@ -29,7 +29,6 @@ import math
 import os
 import sys
 import threading
-import traceback
 
 BAD_INPUT_EXIT_CODE = 65
 
@@ -151,13 +150,13 @@ def _json_problem(value, path=(), seen=None):
     return path, "is a %s object, which is not JSON; pass dicts, lists, strings, finite numbers, booleans and None" % kind
 
 
-def _send(message):
+def _send(*messages):
     # allow_nan=False: NaN/Infinity are not JSON; callers check values first (_json_problem) to name the field.
-    line = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
+    line = "".join(json.dumps(m, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n" for m in messages)
     with _lock:
         stream = _channel()
         if stream is None:
-            sys.stderr.write("kaon: " + line)
+            sys.stderr.write("".join("kaon: " + l + "\n" for l in line.splitlines()))
             sys.stderr.flush()
             return
         stream.write(line)
@@ -299,13 +298,17 @@ def register_model(name, artifact, description=None, tags=None):
 
 def output(value):
     """The step's result (JSON-serialisable). Call exactly once."""
+    _send(_output_message(value))
+
+
+def _output_message(value):
     global _output_written
     _outside_item("output")
     if _output_written:
         _misuse("output", "output() was already called; a step has exactly one output", "collect everything into one dict and call output() once, at the end")
     _check_json("output", "the output", value, "convert the value (a set to a list, numpy values with .item()/.tolist()); ")
-    _send({"type": "output", "value": value})
     _output_written = True
+    return {"type": "output", "value": value}
 
 
 def bad_input(message):
@@ -384,11 +387,11 @@ def _serve(fn, fd):
             if value is not None:
                 os.environ[name] = str(value)
         os.environ["KAON_INPUT_PATHS"] = json.dumps(item.get("inputPaths") or {})
-        status, error = 0, None
+        status, error, last = 0, None, None
         try:
             result = fn(_inputs)
             if result is not None:
-                output(result)
+                last = _output_message(result)  # sent with item-end: one write, not two
         except SystemExit as e:  # bad_input() or sys.exit(): this item's exit code
             code = e.code
             if code is None or isinstance(code, int):
@@ -402,17 +405,25 @@ def _serve(fn, fd):
             status, error = BAD_INPUT_EXIT_CODE, str(e)
         except Exception as e:
             _print_exception(e)
-            status, error = 1, "".join(traceback.format_exception_only(type(e), e)).strip().splitlines()[-1]
-        _end_item(item.get("id"), status, error)
+            status, error = 1, _last_line(e)
+        _end_item(item.get("id"), status, error, last)
         _item, _inputs, _output_written = None, None, False
 
 
 def _print_exception(e):
+    import traceback  # only when an item fails: it costs a few ms at start-up
+
     tb = e.__traceback__.tb_next if e.__traceback__ is not None else None  # from the item function down
     traceback.print_exception(type(e), e, tb, file=sys.stderr)
 
 
-def _end_item(item_id, status, error):
+def _last_line(e):
+    import traceback
+
+    return "".join(traceback.format_exception_only(type(e), e)).strip().splitlines()[-1]
+
+
+def _end_item(item_id, status, error, last=None):
     # Everything the item printed goes out before its end: a mark on stdout and stderr, then item-end (see
     # src/execution/item-session.ts), so Kaon gives each line to the item that printed it.
     mark = ("\x1ekaon:item-end:%s\x1e\n" % item_id).encode()
@@ -426,4 +437,4 @@ def _end_item(item_id, status, error):
     msg = {"type": "item-end", "id": item_id, "status": status}
     if error:
         msg["error"] = error[:2000]
-    _send(msg)
+    _send(*([last, msg] if last is not None else [msg]))

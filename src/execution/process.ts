@@ -247,8 +247,9 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export async function terminateGroup(pgid: number, graceMs = 5000): Promise<void> {
   if (!killGroup(pgid, 'SIGTERM')) return;
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    await sleep(25);
+  // Most groups are gone within a few ms of SIGTERM (the wrapper's watcher always is): look early, then every 25 ms.
+  for (let wait = 2; Date.now() < deadline; wait = Math.min(wait * 2, 25)) {
+    await sleep(wait);
     if (!groupAlive(pgid)) return;
   }
   killGroup(pgid, 'SIGKILL');
@@ -476,8 +477,8 @@ export async function spawnGroup(opts: { argv: readonly string[]; env: NodeJS.Pr
     exited,
     async reap(stopping, graceMs, streamsClosed) {
       // The leader is gone; whatever it left in its group (background jobs, daemons) goes too.
-      if (stopping) await stopping;
-      else if (groupAlive(pgid)) await terminateGroup(pgid, Math.min(graceMs, 1000));
+      // (terminateGroup returns at once for a group that is gone: no /proc scan before it.)
+      await (stopping ?? terminateGroup(pgid, Math.min(graceMs, 1000)));
       liveGroups.delete(pgid);
       watch?.destroy();
       // A grandchild that escaped the group (setsid) could hold the pipes open; do not wait for it forever.
