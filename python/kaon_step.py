@@ -204,8 +204,8 @@ def read_sweep(field):
 
 
 def output_dir():
-    """A folder whose files become artifacts of this step (of this item, in run_items) when it succeeds."""
-    _outside_item("output_dir")
+    """A folder whose files become artifacts of this step (of the item running, in run_items) when it succeeds. In a
+    many-item process it is the same folder for every item, emptied after each."""
     return os.environ.get("KAON_OUTPUT_DIR") or os.getcwd()
 
 

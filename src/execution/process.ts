@@ -22,6 +22,7 @@
  *   {"type":"card","title":"Model card US","markdown":"...","images":["plot.png"]}   (stored when the step succeeds)
  *   {"type":"metric","name":"loss","value":0.12,"step":3}               (step optional)
  *   {"type":"model","name":"recommender-US","artifact":<an ArtifactRef or {"$artifact": name}>,"description":"…","tags":{…}}
+ * A program that runs many items (a sweep's batch, kaon_step.run_items) adds a few lines: see item-session.ts.
  */
 import { isUtf8 } from 'node:buffer';
 import { spawn, type ChildProcess } from 'node:child_process';
