@@ -8,6 +8,16 @@
     k.log_metric("accuracy", 0.93)        # run state, board, MLflow (when configured)
     k.output({"model": model, "accuracy": 0.93})
 
+A script can also define its work per item, for sweeps (k.map with `batch`): the module's code (imports, loading a
+model) runs once per process, then the function runs once per item, and what it returns is that item's output:
+
+    import kaon_step as k
+    model = load_model()                 # once per process
+    def score(item):                     # once per item
+        k.progress(0.5, "scoring")       # progress, logs, metrics and artifacts belong to this item
+        return {"loss": model.loss(item["x"])}
+    k.run_items(score)
+
 Messages go to a dedicated pipe ($KAON_PROTOCOL_FD; a file, $KAON_PROTOCOL_FILE, in Spark drivers) as JSON lines, so print() and logging never collide with
 them. Exit code 65 (see bad_input) means "bad input, do not retry"; any other non-zero exit is retried. A misused call
 (a second output, NaN in an output, progress outside [0, 1], a set or bytes in a value) raises KaonStepError, which,
@@ -26,6 +36,10 @@ _lock = threading.Lock()
 _stream = None
 _inputs = None
 _output_written = False
+# Set by Kaon when the process runs many items (see run_items); None for a one-item process.
+_items_fd = os.environ.get("KAON_ITEMS_FD")
+_item = None  # the item being run, in a many-item process
+_serving = False
 
 
 def _channel():
@@ -136,13 +150,13 @@ def _json_problem(value, path=(), seen=None):
     return path, "is a %s object, which is not JSON; pass dicts, lists, strings, finite numbers, booleans and None" % kind
 
 
-def _send(message):
+def _send(*messages):
     # allow_nan=False: NaN/Infinity are not JSON; callers check values first (_json_problem) to name the field.
-    line = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
+    line = "".join(json.dumps(m, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n" for m in messages)
     with _lock:
         stream = _channel()
         if stream is None:
-            sys.stderr.write("kaon: " + line)
+            sys.stderr.write("".join("kaon: " + l + "\n" for l in line.splitlines()))
             sys.stderr.flush()
             return
         stream.write(line)
@@ -152,6 +166,9 @@ def _send(message):
 def inputs():
     """The step's input (validated by Kaon against the step's schema), loaded from $KAON_INPUT."""
     global _inputs
+    _outside_item("inputs")
+    if _item is not None:
+        return _inputs
     if _inputs is None:
         path = os.environ.get("KAON_INPUT")
         if not path:
@@ -163,6 +180,7 @@ def inputs():
 
 def input_paths():
     """Local file paths of the input's artifacts, by field path: {"features": "/tmp/...", "models[0]": ...}."""
+    _outside_item("input_paths")
     return json.loads(os.environ.get("KAON_INPUT_PATHS") or "{}")
 
 
@@ -186,7 +204,8 @@ def read_sweep(field):
 
 
 def output_dir():
-    """A folder whose files become artifacts of this step when it succeeds."""
+    """A folder whose files become artifacts of this step (of the item running, in run_items) when it succeeds. In a
+    many-item process it is the same folder for every item, emptied after each."""
     return os.environ.get("KAON_OUTPUT_DIR") or os.getcwd()
 
 
@@ -279,12 +298,17 @@ def register_model(name, artifact, description=None, tags=None):
 
 def output(value):
     """The step's result (JSON-serialisable). Call exactly once."""
+    _send(_output_message(value))
+
+
+def _output_message(value):
     global _output_written
+    _outside_item("output")
     if _output_written:
         _misuse("output", "output() was already called; a step has exactly one output", "collect everything into one dict and call output() once, at the end")
     _check_json("output", "the output", value, "convert the value (a set to a list, numpy values with .item()/.tolist()); ")
-    _send({"type": "output", "value": value})
     _output_written = True
+    return {"type": "output", "value": value}
 
 
 def bad_input(message):
@@ -305,3 +329,112 @@ def secret(name):
             "secrets: ['%s'], and provide it on the worker (%s=…, %s_FILE=/path, or $KAON_SECRETS_DIR/%s)" % (name, name, name, name, name)
         )
     return value
+
+
+def _outside_item(call):
+    """In a many-item process, a one-item call (inputs(), output()…) outside an item handler means the script is a
+    one-item script: say so, and end. Kaon then runs each item in a process of its own; nothing ran twice."""
+    if _items_fd is None or _item is not None:
+        return
+    _send({"type": "items-none", "call": call})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def run_items(fn):
+    """Run `fn(item)` for each item this process is given, and make what it returns the item's output (None: no
+    output). Call it once, at the end of the script: the code above it (imports, loading a model) runs once per
+    process, `fn` once per item.
+
+    With `batch` in k.map, Kaon hands a process the items of a batch one after another. Each item's progress, logs,
+    metrics, cards and artifacts (save_artifact, output_dir()) are its own; inputs(), input_path() and output()
+    also work inside `fn` and refer to the item. An exception fails that item only (retried by the step's policy),
+    bad_input() or a misused call fails it as bad input (not retried), and the process goes on with the next item.
+    A crash of the process (os._exit, a segfault, the OOM killer) fails the item that was running; the next item
+    starts a new process.
+
+    Run as a one-item step (no batch, `kaon step run`, or by hand with KAON_INPUT=input.json), it calls `fn` once
+    with the step's input and writes its output: the same script works both ways."""
+    global _serving
+    if not callable(fn):
+        _misuse("run_items", "%r is not a function" % (fn,), "pass the function that handles one item: k.run_items(score)")
+    if _serving or _item is not None:
+        _misuse("run_items", "run_items() is already running", "call run_items() once, at the end of the script")
+    _serving = True
+    try:
+        if _items_fd is None:
+            result = fn(inputs())
+            if result is not None:
+                output(result)
+            return
+        _serve(fn, int(_items_fd))
+    finally:
+        _serving = False
+
+
+def _serve(fn, fd):
+    global _item, _inputs, _output_written
+    os.set_inheritable(fd, False)  # not passed on to subprocesses the items start
+    items = os.fdopen(fd, "r", encoding="utf-8", closefd=False)
+    _send({"type": "items-ready"})
+    for line in items:
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        _item, _inputs, _output_written = item, item.get("input"), False
+        for name, value in (("KAON_STEP_KEY", item.get("key")), ("KAON_ATTEMPT", item.get("attempt"))):
+            if value is not None:
+                os.environ[name] = str(value)
+        os.environ["KAON_INPUT_PATHS"] = json.dumps(item.get("inputPaths") or {})
+        status, error, last = 0, None, None
+        try:
+            result = fn(_inputs)
+            if result is not None:
+                last = _output_message(result)  # sent with item-end: one write, not two
+        except SystemExit as e:  # bad_input() or sys.exit(): this item's exit code
+            code = e.code
+            if code is None or isinstance(code, int):
+                status = code or 0
+            else:
+                sys.stderr.write("%s\n" % (code,))
+                status = 1
+            error = None if status in (0, BAD_INPUT_EXIT_CODE) else "sys.exit(%r)" % (code,)
+        except KaonStepError as e:  # a misused call: bad input, as an uncaught one exits 65
+            _print_exception(e)
+            status, error = BAD_INPUT_EXIT_CODE, str(e)
+        except Exception as e:
+            _print_exception(e)
+            status, error = 1, _last_line(e)
+        _end_item(item.get("id"), status, error, last)
+        _item, _inputs, _output_written = None, None, False
+
+
+def _print_exception(e):
+    import traceback  # only when an item fails: it costs a few ms at start-up
+
+    tb = e.__traceback__.tb_next if e.__traceback__ is not None else None  # from the item function down
+    traceback.print_exception(type(e), e, tb, file=sys.stderr)
+
+
+def _last_line(e):
+    import traceback
+
+    return "".join(traceback.format_exception_only(type(e), e)).strip().splitlines()[-1]
+
+
+def _end_item(item_id, status, error, last=None):
+    # Everything the item printed goes out before its end: a mark on stdout and stderr, then item-end (see
+    # src/execution/item-session.ts), so Kaon gives each line to the item that printed it.
+    mark = ("\x1ekaon:item-end:%s\x1e\n" % item_id).encode()
+    for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):
+        try:
+            if stream is not None:
+                stream.flush()
+            os.write(fd, mark)
+        except (OSError, ValueError):
+            pass
+    msg = {"type": "item-end", "id": item_id, "status": status}
+    if error:
+        msg["error"] = error[:2000]
+    _send(*([last, msg] if last is not None else [msg]))

@@ -9,6 +9,7 @@ import { keySegment } from '../data/names';
 import { isArtifactRef, type ArtifactRef } from '../definition/artifact-ref';
 import type { StepDef, StepRunner } from '../definition/step';
 import type { ModelRegistration, StepArtifacts, StepContext, StepImpl, StepLogger, StepMetric } from './implement';
+import type { ItemSession } from './item-session';
 import type { PriorSteps } from './prior-steps';
 import { createStepRecord, type StepRecord } from './step-record';
 import { assertJsonValue } from '../definition/json-value';
@@ -26,6 +27,11 @@ export type RunnerExecutor = ((def: StepDef, input: unknown, ctx: StepContext) =
    * resume key, so an edited train.py never serves yesterday's result.
    */
   fingerprint?: (def: StepDef) => Promise<string | undefined>;
+  /**
+   * Open a session that runs many items of `def` in one process (a sweep's batch; see ItemSession). Undefined: this
+   * step cannot (e.g. a one-item script), so the caller runs each item through the executor itself.
+   */
+  session?: (def: StepDef, ctx: StepContext) => Promise<ItemSession | undefined>;
 };
 
 export interface StepActivityDeps {
@@ -113,12 +119,14 @@ export interface Runnable {
   def: StepDef;
   exec: (input: unknown, ctx: StepContext) => Promise<unknown>;
   fingerprint?: () => Promise<string | undefined>;
+  /** Many items in one process (see RunnerExecutor.session); absent for TS steps, which run in the worker already. */
+  session?: (ctx: StepContext) => Promise<ItemSession | undefined>;
 }
 
 /** Every runnable step of `deps`, by name (the activity type). Shared by the activities and local runs. */
 export function collectRunnables(deps: Pick<StepActivityDeps, 'impls' | 'steps' | 'executors'>): Map<string, Runnable> {
   const byName = new Map<string, Runnable>();
-  const add = (def: StepDef, exec: Runnable['exec'], fingerprint?: Runnable['fingerprint']) => {
+  const add = (def: StepDef, exec: Runnable['exec'], fingerprint?: Runnable['fingerprint'], session?: Runnable['session']) => {
     const prev = byName.get(def.name);
     if (prev && prev.def !== def) {
       throw new KaonError({
@@ -127,7 +135,7 @@ export function collectRunnables(deps: Pick<StepActivityDeps, 'impls' | 'steps' 
         fix: 'give every step a unique name; the name is the Temporal activity type',
       });
     }
-    byName.set(def.name, { def, exec, ...(fingerprint ? { fingerprint } : {}) });
+    byName.set(def.name, { def, exec, ...(fingerprint ? { fingerprint } : {}), ...(session ? { session } : {}) });
   };
   const implemented = new Set<StepImpl>();
   for (const impl of deps.impls) {
@@ -157,7 +165,8 @@ export function collectRunnables(deps: Pick<StepActivityDeps, 'impls' | 'steps' 
       });
     }
     const fp = executor.fingerprint;
-    add(def, (input, ctx) => executor(def, input, ctx), fp ? () => fp(def) : undefined);
+    const session = executor.session;
+    add(def, (input, ctx) => executor(def, input, ctx), fp ? () => fp(def) : undefined, session ? (ctx) => session(def, ctx) : undefined);
   }
   return byName;
 }

@@ -24,6 +24,7 @@ export {
   type ProcessResult,
   type TailLine,
 } from './process';
+export { ItemProcess, itemEndMark, type ItemOutcome, type ItemProcessOptions, type ItemRunOptions, type ItemSession } from './item-session';
 export { createLocalStepRunner, type LocalStepCall, type LocalStepEvent, type LocalStepHooks, type LocalStepResult, type LocalStepRunner } from './local';
 export { ensurePythonEnv, pythonEnvKey, type PythonEnvOptions } from './python-env';
 export { createRunnerExecutors, findArtifactRefs, KAON_PYTHON_HELPERS, type ArtifactIO, type RunnerDeps } from './runners';

@@ -22,9 +22,10 @@
  *   {"type":"card","title":"Model card US","markdown":"...","images":["plot.png"]}   (stored when the step succeeds)
  *   {"type":"metric","name":"loss","value":0.12,"step":3}               (step optional)
  *   {"type":"model","name":"recommender-US","artifact":<an ArtifactRef or {"$artifact": name}>,"description":"…","tags":{…}}
+ * A program that runs many items (a sweep's batch, kaon_step.run_items) adds a few lines: see item-session.ts.
  */
 import { isUtf8 } from 'node:buffer';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants as fsConstants, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -137,9 +138,9 @@ export const PROTOCOL_EXPECTS =
   `lines up to ${MAX_PROTOCOL_LINE_KIB} KiB`;
 
 /** Longest stdout/stderr line kept; the rest of a longer line is counted and dropped. */
-const MAX_LOG_LINE = 8 * 1024;
+export const MAX_LOG_LINE = 8 * 1024;
 /** Longest protocol line (an output value beyond 256 KiB is refused later anyway). */
-const MAX_PROTOCOL_LINE = MAX_PROTOCOL_LINE_KIB * 1024;
+export const MAX_PROTOCOL_LINE = MAX_PROTOCOL_LINE_KIB * 1024;
 /** Lines of the tail quoted in failure messages. */
 const MESSAGE_TAIL_LINES = 20;
 const MESSAGE_TAIL_BYTES = 4 * 1024;
@@ -155,6 +156,11 @@ const WATCH_FD = 4;
  */
 const WRAPPER = `( exec 1>/dev/null 2>&1 3>&-; read -r _ <&${WATCH_FD}; kill -KILL 0 ) &
 exec "$@" ${WATCH_FD}<&-`;
+
+/** The fd a multi-item session writes item lines to ($KAON_ITEMS_FD; see item-session.ts). */
+export const ITEMS_FD = 5;
+/** WRAPPER for a session: the watcher does not hold the items pipe either. */
+const ITEMS_WRAPPER = WRAPPER.replace('3>&-;', `3>&- ${ITEMS_FD}<&-;`);
 
 /**
  * Resolve argv[0] the way execvp would (a bare name on the child's PATH, anything with a slash against cwd), so a
@@ -242,8 +248,9 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export async function terminateGroup(pgid: number, graceMs = 5000): Promise<void> {
   if (!killGroup(pgid, 'SIGTERM')) return;
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    await sleep(25);
+  // Most groups are gone within a few ms of SIGTERM (the wrapper's watcher always is): look early, then every 25 ms.
+  for (let wait = 2; Date.now() < deadline; wait = Math.min(wait * 2, 25)) {
+    await sleep(wait);
     if (!groupAlive(pgid)) return;
   }
   killGroup(pgid, 'SIGKILL');
@@ -251,7 +258,7 @@ export async function terminateGroup(pgid: number, graceMs = 5000): Promise<void
 }
 
 /** Splits a byte stream into lines without ever holding more than `max` bytes of one line. */
-class LineSplitter {
+export class LineSplitter {
   private parts: Buffer[] = [];
   private held = 0;
   private dropped = 0;
@@ -353,7 +360,7 @@ function excerpt(line: string, n: number): string {
   return truncate(line, n).replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, (c) => (c === '\ufffd' ? '\\ufffd' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
 }
 
-function signalError(signal: AbortSignal): Error {
+export function signalError(signal: AbortSignal): Error {
   const r: unknown = signal.reason;
   if (r instanceof Error) return r;
   const e = new Error(typeof r === 'string' ? r : 'the step was cancelled');
@@ -361,7 +368,7 @@ function signalError(signal: AbortSignal): Error {
   return e;
 }
 
-function cannotStart(label: string, opts: RunProcessOptions, err: unknown): KaonError {
+function cannotStart(label: string, opts: { argv: readonly string[]; cwd?: string }, err: unknown): KaonError {
   const e = err as NodeJS.ErrnoException;
   const notFound = e.code === 'ENOENT';
   return new KaonError({
@@ -373,6 +380,113 @@ function cannotStart(label: string, opts: RunProcessOptions, err: unknown): Kaon
     retryable: false,
     cause: err,
   });
+}
+
+/** One protocol line, judged: a message, nothing (a blank line), or why it is malformed. */
+export type ParsedProtocolLine<M> =
+  | { kind: 'empty' }
+  | { kind: 'message'; msg: M }
+  | { kind: 'malformed'; why: string }
+  /** Not JSON and without a final newline: the last line of a program that died mid-write, judged with the exit. */
+  | { kind: 'unterminated'; why: string };
+
+/**
+ * Check one protocol line (line `n` of the fd) against `schema`. The reader never trusts the helper: a script may
+ * write the fd itself, so every line is checked here, and `why` quotes it.
+ */
+export function parseProtocolLine<M>(schema: z.ZodType<M>, line: string, dropped: number, raw: { utf8: boolean; terminated: boolean }, n: number): ParsedProtocolLine<M> {
+  if (!line.trim() && !dropped) return { kind: 'empty' };
+  const at = `line ${n}`;
+  const ex = excerpt(line, 200);
+  if (dropped) {
+    return { kind: 'malformed', why: `${at} is over ${MAX_PROTOCOL_LINE_KIB} KiB: ${excerpt(line, 80)}…; data this large belongs in an artifact: save_artifact() or $KAON_OUTPUT_DIR` };
+  }
+  if (!raw.utf8) return { kind: 'malformed', why: `${at} is not UTF-8 text (binary data?): ${excerpt(line, 60)}` };
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch (err) {
+    const why = `not JSON: ${(err as Error).message}; NaN and Infinity are not JSON either`;
+    if (!raw.terminated) return { kind: 'unterminated', why: `${at}: ${ex} (${why}; it does not end with a newline)` };
+    return { kind: 'malformed', why: `${at}: ${ex} (${why})` };
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return { kind: 'malformed', why: `${at}: ${ex} (JSON, but not an object with a "type")` };
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { kind: 'malformed', why: `${at}: ${ex} (${issue ? `${issue.path.join('.') || 'type'}: ${issue.message}` : 'invalid'})` };
+  }
+  return { kind: 'message', msg: parsed.data };
+}
+
+/** A program started in its own process group by spawnGroup. */
+export interface GroupProcess {
+  child: ChildProcess;
+  /** The process group id (the leader's pid). */
+  pgid: number;
+  /** The leader's exit. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /**
+   * After the leader exited: wait for a kill in progress (`stopping`), else end what the leader left in its group
+   * (background jobs, daemons); forget the group; close the watch pipe; wait (2 s at most) for the pipes to drain.
+   */
+  reap(stopping: Promise<void> | undefined, graceMs: number, streamsClosed: Promise<unknown>): Promise<void>;
+}
+
+/**
+ * Start a program the way every step process starts: argv only (never a shell), its own process group, fds 0-2
+ * and the protocol fd 3 (stdin ignored), the watcher of the wrapper (no step outlives its worker), and, with
+ * `itemsFd`, one more pipe at fd ITEMS_FD that the worker writes to (see item-session.ts). A program that cannot
+ * start (ENOENT, EACCES) is a non-retryable KaonError naming it.
+ */
+export async function spawnGroup(opts: { argv: readonly string[]; env: NodeJS.ProcessEnv; cwd?: string; label: string; itemsFd?: boolean }): Promise<GroupProcess> {
+  const posix = process.platform !== 'win32';
+  const program = posix ? resolveProgram(opts.argv[0]!, opts.env, opts.cwd) : { path: opts.argv[0]! };
+  if (!('path' in program)) throw cannotStart(opts.label, opts, Object.assign(new Error(`spawn ${opts.argv[0]} ${program.code}`), { code: program.code }));
+  const extra: 'pipe'[] = opts.itemsFd ? ['pipe'] : [];
+  const child = posix
+    ? spawn('/bin/sh', ['-c', opts.itemsFd ? ITEMS_WRAPPER : WRAPPER, 'kaon-step', program.path, ...opts.argv.slice(1)], {
+        cwd: opts.cwd,
+        env: opts.env,
+        stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', ...extra],
+        detached: true, // own process group: one kill reaches grandchildren too
+        shell: false,
+      })
+    : spawn(opts.argv[0]!, opts.argv.slice(1), { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...(opts.itemsFd ? ['ignore' as const, 'pipe' as const] : [])], detached: true, shell: false, windowsHide: true });
+  // The worker's end of the watch pipe: never written, closed only when the worker dies or the program is done.
+  const watch = posix ? (child.stdio[WATCH_FD] as (NodeJS.ReadableStream & { destroy(): void }) | undefined) : undefined;
+  watch?.on('error', () => undefined);
+
+  const spawned = new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  try {
+    await spawned;
+  } catch (err) {
+    throw cannotStart(opts.label, opts, err);
+  }
+  const pgid = child.pid!;
+  trackGroup(pgid);
+  child.on('error', () => undefined); // e.g. a failed kill(); the exit event still decides
+  return {
+    child,
+    pgid,
+    exited,
+    async reap(stopping, graceMs, streamsClosed) {
+      // The leader is gone; whatever it left in its group (background jobs, daemons) goes too.
+      // (terminateGroup returns at once for a group that is gone: no /proc scan before it.)
+      await (stopping ?? terminateGroup(pgid, Math.min(graceMs, 1000)));
+      liveGroups.delete(pgid);
+      watch?.destroy();
+      // A grandchild that escaped the group (setsid) could hold the pipes open; do not wait for it forever.
+      const drained = await Promise.race([streamsClosed.then(() => true), sleep(2000).then(() => false)]);
+      if (!drained) for (const s of child.stdio) s?.destroy();
+    },
+  };
 }
 
 /**
@@ -400,38 +514,9 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   let logLines = 0;
 
   const childEnv = { ...(opts.env ?? process.env), KAON_PROTOCOL_FD: String(PROTOCOL_FD) };
-  const posix = process.platform !== 'win32';
-  const program = posix ? resolveProgram(opts.argv[0], childEnv, opts.cwd) : { path: opts.argv[0] };
-  if (!('path' in program)) throw cannotStart(label, opts, Object.assign(new Error(`spawn ${opts.argv[0]} ${program.code}`), { code: program.code }));
-  const child = posix
-    ? spawn('/bin/sh', ['-c', WRAPPER, 'kaon-step', program.path, ...opts.argv.slice(1)], {
-        cwd: opts.cwd,
-        env: childEnv,
-        stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
-        detached: true, // own process group: one kill reaches grandchildren too
-        shell: false,
-      })
-    : spawn(opts.argv[0], opts.argv.slice(1), { cwd: opts.cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true, shell: false, windowsHide: true });
-  // The worker's end of the watch pipe: never written, closed only when the worker dies or the program is done.
-  const watch = child.stdio[WATCH_FD] as NodeJS.ReadableStream & { destroy(): void } | undefined;
-  watch?.on('error', () => undefined);
-
-  const spawned = new Promise<void>((resolve, reject) => {
-    child.once('spawn', resolve);
-    child.once('error', reject);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  try {
-    await spawned;
-  } catch (err) {
-    throw cannotStart(label, opts, err);
-  }
-  const pgid = child.pid!;
-  trackGroup(pgid);
+  const group = await spawnGroup({ argv: opts.argv, env: childEnv, ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}), label });
+  const { child, pgid, exited } = group;
   opts.onSpawn?.(pgid);
-  child.on('error', () => undefined); // e.g. a failed kill(); the exit event still decides
 
   const onStd = (stream: 'stdout' | 'stderr', line: string, dropped: number) => {
     logLines++;
@@ -448,38 +533,11 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   // The reader never trusts the helper: a script may write fd 3 itself, so every line is checked here.
   const onProtocolLine = (line: string, dropped: number, raw: { utf8: boolean; terminated: boolean }) => {
     protocolLines++;
-    if (!line.trim() && !dropped) return;
-    const at = `line ${protocolLines}`;
-    const ex = excerpt(line, 200);
-    if (dropped) {
-      malformed.push(`${at} is over ${MAX_PROTOCOL_LINE_KIB} KiB: ${excerpt(line, 80)}…; data this large belongs in an artifact: save_artifact() or $KAON_OUTPUT_DIR`);
-      return;
-    }
-    if (!raw.utf8) {
-      malformed.push(`${at} is not UTF-8 text (binary data?): ${excerpt(line, 60)}`);
-      return;
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(line);
-    } catch (err) {
-      const why = `not JSON: ${(err as Error).message}; NaN and Infinity are not JSON either`;
-      // The last line of a program that died mid-write is cut short: judged with the exit, not here.
-      if (!raw.terminated) unterminated = `${at}: ${ex} (${why}; it does not end with a newline)`;
-      else malformed.push(`${at}: ${ex} (${why})`);
-      return;
-    }
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-      malformed.push(`${at}: ${ex} (JSON, but not an object with a "type")`);
-      return;
-    }
-    const parsed = ProtocolMessage.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      malformed.push(`${at}: ${ex} (${issue ? `${issue.path.join('.') || 'type'}: ${issue.message}` : 'invalid'})`);
-      return;
-    }
-    const msg = parsed.data;
+    const parsed = parseProtocolLine(ProtocolMessage, line, dropped, raw, protocolLines);
+    if (parsed.kind === 'empty') return;
+    if (parsed.kind === 'malformed') return void malformed.push(parsed.why);
+    if (parsed.kind === 'unterminated') return void (unterminated = parsed.why);
+    const msg = parsed.msg;
     switch (msg.type) {
       case 'progress':
         opts.onProgress?.(msg.fraction ?? undefined, msg.message);
@@ -574,14 +632,7 @@ export async function runProcess(opts: RunProcessOptions): Promise<ProcessResult
   const exit = await exited;
   if (timer) clearTimeout(timer);
   opts.signal?.removeEventListener('abort', onAbort);
-  // The leader is gone; whatever it left in its group (background jobs, daemons) goes too.
-  if (stopping) await stopping;
-  else if (groupAlive(pgid)) await terminateGroup(pgid, Math.min(graceMs, 1000));
-  liveGroups.delete(pgid);
-  watch?.destroy();
-  // A grandchild that escaped the group (setsid) could hold the pipes open; do not wait for it forever.
-  const drained = await Promise.race([streamsClosed.then(() => true), sleep(2000).then(() => false)]);
-  if (!drained) for (const s of child.stdio) s?.destroy();
+  await group.reap(stopping, graceMs, streamsClosed);
   if (filePoll) {
     clearInterval(filePoll);
     readProtocolFile();

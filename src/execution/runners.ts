@@ -9,7 +9,7 @@
  * Relative script paths and argv[0] with a slash resolve against the project root, which is also the default cwd.
  */
 import { createHash } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { readdirSync, realpathSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +20,8 @@ import { ErrorCode, fieldPath, KaonError } from '../definition/errors';
 import type { StepDef, StepRunner } from '../definition/step';
 import type { RunnerExecutor } from './activities';
 import type { StepContext, StepLogger } from './implement';
-import { runProcess, type ArtifactMessage, type TailLine } from './process';
+import { ItemProcess, type ItemSession } from './item-session';
+import { runProcess, type ArtifactMessage, type ProcessResult, type TailLine } from './process';
 import { PythonErrorScan } from './python-errors';
 import { ensurePythonEnv, type PythonEnvOptions } from './python-env';
 import { stepEnv } from './step-env';
@@ -154,6 +155,15 @@ async function listFiles(dir: string, rel = ''): Promise<string[]> {
   return out.sort();
 }
 
+function hasEntries(dir: string): boolean {
+  try {
+    return readdirSync(dir).length > 0;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
 function real(p: string): string {
   try {
     return realpathSync(p);
@@ -190,9 +200,97 @@ function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/** What a script that handles items looks like in its source (a call outside a comment). */
+const ITEM_HANDLER = {
+  python: /^[^#\n]*\brun_items\s*\(/m,
+};
+
 /** Build the executors for `command()` ('process') and `python()` steps. Pass them to createKaonWorker. */
 export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, RunnerExecutor> {
   const root = () => deps.root ?? process.cwd();
+
+  /** Local files of the input's artifacts (one per blob), under `dir`, by field path. */
+  async function materialiseInputs(inputRefs: { field: string; ref: ArtifactRef }[], dir: string): Promise<Record<string, string>> {
+    const inputPaths: Record<string, string> = {};
+    const bySha = new Map<string, string>();
+    for (const [i, { field, ref }] of inputRefs.entries()) {
+      let local = bySha.get(ref.sha256);
+      if (!local) {
+        const into = path.join(dir, String(i));
+        await mkdir(into, { recursive: true });
+        local = await deps.artifacts!.materialise(ref, into);
+        bySha.set(ref.sha256, local);
+      }
+      inputPaths[field] = local;
+    }
+    return inputPaths;
+  }
+
+  /** The runner's variables of a step process (Kaon's protocol vars, the helpers' paths), allow-listed with the worker's. */
+  function processEnv(def: StepDef, l: { env?: Record<string, string>; protocolFile?: string }, ctx: StepContext, vars: Record<string, string>): Record<string, string> {
+    const helperPath = [KAON_PYTHON_HELPERS, l.env?.PYTHONPATH ?? process.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
+    // Only an allow-list of the worker's environment, never its TEMPORAL_API_KEY or AWS keys (see step-env.ts).
+    return stepEnv({
+      kind: def.run?.kind ?? 'process',
+      runner: {
+        ...l.env,
+        PYTHONPATH: helperPath,
+        PYTHONUNBUFFERED: '1',
+        KAON_R_HELPER,
+        ...vars,
+        KAON_STEP: def.name,
+        KAON_PIPELINE: ctx.pipeline,
+        KAON_RUN_ID: ctx.runId,
+        KAON_ATTEMPT: String(ctx.attempt),
+        ...(l.protocolFile !== undefined ? { KAON_PROTOCOL_FILE: l.protocolFile } : {}),
+      },
+      secrets: ctx.secrets,
+    });
+  }
+
+  /**
+   * Heartbeat details of an attempt (or an item): the last progress plus the last few log lines (kept short: they
+   * travel on every beat). A program's own progress wins over a launcher's (Spark stages), whose message is then
+   * appended.
+   */
+  function heartbeats(ctx: StepContext, onLineToo?: (t: TailLine) => void) {
+    let progress: { fraction?: number; message?: string } = {};
+    let watched: LaunchProgress = {};
+    const recent: string[] = [];
+    let dirty = false;
+    const beat = () => {
+      dirty = false;
+      const fraction = progress.fraction ?? watched.fraction;
+      const message = [progress.message, watched.message].filter(Boolean).join(' · ');
+      ctx.heartbeat({ ...(fraction !== undefined ? { fraction } : {}), ...(message ? { message } : {}), ...(watched.url ? { url: watched.url } : {}), tail: [...recent] });
+    };
+    const timer = setInterval(() => dirty && beat(), deps.tailHeartbeatMs ?? 2000);
+    timer.unref();
+    return {
+      onLine: (t: TailLine) => {
+        onLineToo?.(t);
+        recent.push(t.line.length > 200 ? `${t.line.slice(0, 200)}…` : t.line);
+        if (recent.length > 10) recent.shift();
+        dirty = true;
+      },
+      onProgress: (fraction: number | undefined, message: string | undefined) => {
+        progress = { ...(fraction !== undefined ? { fraction } : {}), ...(message ? { message } : {}) };
+        beat();
+      },
+      watched: (p: LaunchProgress) => {
+        watched = p;
+        beat();
+      },
+      stop: () => clearInterval(timer),
+    };
+  }
+
+  /** The attempt's own limit (a per-call timeout override included), else the definition's (local runs). */
+  function timeLimit(def: StepDef, ctx: StepContext, where: string): { timeoutMs?: number } {
+    // Killed a little before Temporal's timeout, so the failure carries the log tail and the attempt, not a bare timeout.
+    if (ctx.timeoutMs !== undefined) return { timeoutMs: ctx.timeoutMs - Math.min(1000, ctx.timeoutMs / 10) };
+    return def.options.timeout !== undefined ? { timeoutMs: toMs(def.options.timeout, where) } : {};
+  }
 
   async function execute(def: StepDef, input: unknown, ctx: StepContext, launch: (work: string) => Promise<Launch>): Promise<unknown> {
     const where = `step "${def.name}" (key ${ctx.key})`;
@@ -202,7 +300,7 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
     }
     const work = await mkdtemp(path.join(deps.workDir ?? os.tmpdir(), `kaon-${def.name.slice(0, 40)}-`));
     const live = recordLiveStep(deps.liveDir, work);
-    const tailTimer: { t?: NodeJS.Timeout } = {};
+    let stopBeats: (() => void) | undefined;
     try {
       const inDir = path.join(work, 'inputs');
       const outDir = path.join(work, 'output');
@@ -210,70 +308,20 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
       await mkdir(outDir);
       const inputFile = path.join(work, 'input.json');
       await writeFile(inputFile, JSON.stringify(input ?? null));
-
-      const inputPaths: Record<string, string> = {};
-      const bySha = new Map<string, string>();
-      for (const [i, { field, ref }] of inputRefs.entries()) {
-        let local = bySha.get(ref.sha256);
-        if (!local) {
-          const dir = path.join(inDir, String(i));
-          await mkdir(dir);
-          local = await deps.artifacts!.materialise(ref, dir);
-          bySha.set(ref.sha256, local);
-        }
-        inputPaths[field] = local;
-      }
+      const inputPaths = await materialiseInputs(inputRefs, inDir);
 
       const l = await launch(work);
       const log = deps.log ?? ctx.log;
-      const helperPath = [KAON_PYTHON_HELPERS, l.env?.PYTHONPATH ?? process.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
-      // Only an allow-list of the worker's environment, never its TEMPORAL_API_KEY or AWS keys (see step-env.ts).
-      const env = stepEnv({
-        kind: def.run?.kind ?? 'process',
-        runner: {
-          ...l.env,
-          PYTHONPATH: helperPath,
-          PYTHONUNBUFFERED: '1',
-          KAON_R_HELPER,
-          KAON_INPUT: inputFile,
-          KAON_INPUT_PATHS: JSON.stringify(inputPaths),
-          KAON_OUTPUT_DIR: outDir,
-          KAON_WORK_DIR: work,
-          KAON_STEP: def.name,
-          KAON_STEP_KEY: ctx.key,
-          KAON_PIPELINE: ctx.pipeline,
-          KAON_RUN_ID: ctx.runId,
-          KAON_ATTEMPT: String(ctx.attempt),
-          ...(l.protocolFile !== undefined ? { KAON_PROTOCOL_FILE: l.protocolFile } : {}),
-        },
-        secrets: ctx.secrets,
+      const env = processEnv(def, l, ctx, {
+        KAON_INPUT: inputFile,
+        KAON_INPUT_PATHS: JSON.stringify(inputPaths),
+        KAON_OUTPUT_DIR: outDir,
+        KAON_WORK_DIR: work,
+        KAON_STEP_KEY: ctx.key,
       });
-
-      // Heartbeat details: the last progress plus the last few log lines (kept short: they travel on every beat).
-      // A program's own progress wins over a launcher's (Spark stages), whose message is then appended.
-      let progress: { fraction?: number; message?: string } = {};
-      let watched: LaunchProgress = {};
-      const recent: string[] = [];
-      let dirty = false;
-      const beat = () => {
-        dirty = false;
-        const fraction = progress.fraction ?? watched.fraction;
-        const message = [progress.message, watched.message].filter(Boolean).join(' · ');
-        ctx.heartbeat({ ...(fraction !== undefined ? { fraction } : {}), ...(message ? { message } : {}), ...(watched.url ? { url: watched.url } : {}), tail: [...recent] });
-      };
-      const onLine = (t: TailLine) => {
-        l.onLine?.(t);
-        recent.push(t.line.length > 200 ? `${t.line.slice(0, 200)}…` : t.line);
-        if (recent.length > 10) recent.shift();
-        dirty = true;
-      };
-      tailTimer.t = setInterval(() => dirty && beat(), deps.tailHeartbeatMs ?? 2000);
-      tailTimer.t.unref();
-
-      const stopWatching = l.watch?.((p) => {
-        watched = p;
-        beat();
-      });
+      const beats = heartbeats(ctx, l.onLine);
+      stopBeats = beats.stop;
+      const stopWatching = l.watch?.(beats.watched);
       const result = await runProcess({
         ...(l.protocolFile !== undefined ? { protocolFile: l.protocolFile } : {}),
         argv: l.argv,
@@ -283,59 +331,61 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
         log,
         label: l.label,
         onSpawn: (pgid) => live.setGroup(pgid),
-        onLine,
+        onLine: beats.onLine,
         onMetric: (name, value, step) => ctx.metrics.log(name, value, step),
-        onProgress: (fraction, message) => {
-          progress = { ...(fraction !== undefined ? { fraction } : {}), ...(message ? { message } : {}) };
-          beat();
-        },
-        // The attempt's own limit (a per-call timeout override included), else the definition's (local runs). Killed
-        // a little before Temporal's timeout, so the failure carries the log tail and the attempt, not a bare timeout.
-        ...(ctx.timeoutMs !== undefined ? { timeoutMs: ctx.timeoutMs - Math.min(1000, ctx.timeoutMs / 10) } : def.options.timeout !== undefined ? { timeoutMs: toMs(def.options.timeout, where) } : {}),
+        onProgress: beats.onProgress,
+        ...timeLimit(def, ctx, where),
         ...(deps.killGraceMs !== undefined ? { killGraceMs: deps.killGraceMs } : {}),
       })
         .catch((err: unknown) => {
           throw l.mapError ? l.mapError(err) : err;
         })
         .finally(() => stopWatching?.());
-
-      // Card images are the card's own artifacts: not also saved as loose outputs of the step.
-      const cardImages = new Set(result.cards.flatMap((c) => c.images.map((i) => real(path.resolve(l.cwd, i)))));
-      const saved = await saveArtifacts(ctx, where, l.cwd, outDir, result.artifacts, inputRefs.map((r) => r.ref), cardImages);
-      if (!result.hasOutput) {
-        if (def.output.safeParse(undefined).success) return undefined;
-        throw new KaonError({
-          code: ErrorCode.invalidOutput,
-          what: `${l.label} exited 0 without writing an output`,
-          fix: 'end the script with kaon_step.output({...}) (Python) or write {"type":"output","value":...} as one line to fd $KAON_PROTOCOL_FD',
-          retryable: false,
-        });
-      }
-      const missing: string[] = [];
-      for (const m of result.models) {
-        const model = replacePlaceholders(m.artifact, saved, missing);
-        if (!isArtifactRef(model)) {
-          if (missing.length) continue; // reported below
-          throw new KaonError({ code: ErrorCode.badInput, what: `${l.label} registered model "${m.name}" with ${JSON.stringify(m.artifact).slice(0, 200)}, not an artifact`, fix: 'pass an artifact ref from the input, or the value save_artifact() returned', retryable: false });
-        }
-        ctx.registerModel(m.name, model, { ...(m.description !== undefined ? { description: m.description } : {}), ...(m.tags ? { tags: m.tags } : {}) });
-      }
-      const output = replacePlaceholders(result.output, saved, missing);
-      if (missing.length) {
-        throw new KaonError({
-          code: ErrorCode.invalidOutput,
-          what: `the output of ${l.label} refers to artifacts ${missing.map((m) => JSON.stringify(m)).join(', ')} that the step did not save (saved: ${[...saved.keys()].join(', ') || 'none'})`,
-          fix: 'put the value returned by save_artifact() in the output, or write the file into $KAON_OUTPUT_DIR and use {"$artifact": "<its relative path>"}',
-          retryable: false,
-        });
-      }
-      for (const c of result.cards) await ctx.card({ title: c.title, markdown: c.markdown, images: c.images.map((i) => path.resolve(l.cwd, i)) });
-      return output;
+      return await finish(def, ctx, where, l, outDir, result, inputRefs);
     } finally {
-      if (tailTimer.t) clearInterval(tailTimer.t);
+      stopBeats?.();
       if (!(deps.keepWorkDir ?? process.env.KAON_KEEP_WORKDIR === '1')) await rm(work, { recursive: true, force: true });
       live.remove();
     }
+  }
+
+  /**
+   * What a program that exited 0 (or an item that ended 0) leaves: its artifacts saved with ctx's producer, its
+   * model registrations and cards, and its output with artifact placeholders replaced by refs.
+   */
+  async function finish(def: StepDef, ctx: StepContext, where: string, l: { label: string; cwd: string }, outDir: string, result: ProcessResult, inputRefs: { ref: ArtifactRef }[]): Promise<unknown> {
+    // Card images are the card's own artifacts: not also saved as loose outputs of the step.
+    const cardImages = new Set(result.cards.flatMap((c) => c.images.map((i) => real(path.resolve(l.cwd, i)))));
+    const saved = await saveArtifacts(ctx, where, l.cwd, outDir, result.artifacts, inputRefs.map((r) => r.ref), cardImages);
+    if (!result.hasOutput) {
+      if (def.output.safeParse(undefined).success) return undefined;
+      throw new KaonError({
+        code: ErrorCode.invalidOutput,
+        what: `${l.label} exited 0 without writing an output`,
+        fix: 'end the script with kaon_step.output({...}) (Python) or write {"type":"output","value":...} as one line to fd $KAON_PROTOCOL_FD',
+        retryable: false,
+      });
+    }
+    const missing: string[] = [];
+    for (const m of result.models) {
+      const model = replacePlaceholders(m.artifact, saved, missing);
+      if (!isArtifactRef(model)) {
+        if (missing.length) continue; // reported below
+        throw new KaonError({ code: ErrorCode.badInput, what: `${l.label} registered model "${m.name}" with ${JSON.stringify(m.artifact).slice(0, 200)}, not an artifact`, fix: 'pass an artifact ref from the input, or the value save_artifact() returned', retryable: false });
+      }
+      ctx.registerModel(m.name, model, { ...(m.description !== undefined ? { description: m.description } : {}), ...(m.tags ? { tags: m.tags } : {}) });
+    }
+    const output = replacePlaceholders(result.output, saved, missing);
+    if (missing.length) {
+      throw new KaonError({
+        code: ErrorCode.invalidOutput,
+        what: `the output of ${l.label} refers to artifacts ${missing.map((m) => JSON.stringify(m)).join(', ')} that the step did not save (saved: ${[...saved.keys()].join(', ') || 'none'})`,
+        fix: 'put the value returned by save_artifact() in the output, or write the file into $KAON_OUTPUT_DIR and use {"$artifact": "<its relative path>"}',
+        retryable: false,
+      });
+    }
+    for (const c of result.cards) await ctx.card({ title: c.title, markdown: c.markdown, images: c.images.map((i) => path.resolve(l.cwd, i)) });
+    return output;
   }
 
   async function saveArtifacts(
@@ -359,7 +409,9 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
       files.push({ path: p, name: a.name ?? path.basename(p), ...(mediaType ? { mediaType } : {}) });
       seen.add(real(p));
     }
-    for (const rel of await listFiles(outDir)) {
+    // Most output dirs are empty, and a session's item may lack one (a script that is not the helper): one
+    // synchronous readdir instead of a round trip through the thread pool per item.
+    for (const rel of hasEntries(outDir) ? await listFiles(outDir) : []) {
       const p = path.join(outDir, rel);
       if (seen.has(real(p)) || skip.has(real(p))) continue;
       const mediaType = mediaTypeOf(p);
@@ -405,38 +457,150 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
     });
   };
 
-  const pythonExecutor: RunnerExecutor = (def, input, ctx) => {
+  /** How a python() step's program starts (its environment built or reused), and each call's or item's hooks. */
+  async function pythonLaunch(def: StepDef, ctx: StepContext): Promise<{ argv: string[]; cwd: string; hooks: (ctx: StepContext) => Pick<Launch, 'label' | 'onLine' | 'mapError'> }> {
     const run = def.run as Extract<StepRunner, { kind: 'python' }>;
-    return execute(def, input, ctx, async () => {
-      const base = root();
-      const script = path.resolve(base, run.script);
-      const st = await stat(script).catch(() => undefined);
-      if (!st?.isFile()) {
-        throw new KaonError({
-          code: ErrorCode.notFound,
-          what: `the Python script of step "${def.name}" is not at ${script}`,
-          fix: `python('${run.script}') is resolved against the project root (${base}); correct the path or start the worker from the project`,
-          retryable: false,
-        });
-      }
-      const requirements = run.requirements ?? [];
-      if (requirements.length) ctx.heartbeat({ message: 'preparing the Python environment' });
-      // pip's chatter goes to debug; the "building…" and "ready" messages to info.
-      const pipLog: StepLogger = {
-        debug: (m, meta) => ctx.log.debug(m, meta),
-        info: (m, meta) => ctx.log.debug(m, meta),
-        warn: (m, meta) => ctx.log.warn(m, meta),
-        error: (m, meta) => ctx.log.error(m, meta),
-      };
-      const pythonExe = await unlessAborted(
-        ensurePythonEnv(requirements, { say: (m) => ctx.log.info(m), log: pipLog, ...deps.pythonEnv }),
-        ctx.signal,
-      );
-      const label = `Python step "${def.name}" (key ${ctx.key}, ${run.script})`;
-      const scan = new PythonErrorScan();
-      return { argv: [pythonExe, script, ...(run.args ?? [])], cwd: base, label, onLine: (t) => scan.onLine(t), mapError: (err) => scan.classify(err, label, run.script) };
+    const base = root();
+    const script = path.resolve(base, run.script);
+    const st = await stat(script).catch(() => undefined);
+    if (!st?.isFile()) {
+      throw new KaonError({
+        code: ErrorCode.notFound,
+        what: `the Python script of step "${def.name}" is not at ${script}`,
+        fix: `python('${run.script}') is resolved against the project root (${base}); correct the path or start the worker from the project`,
+        retryable: false,
+      });
+    }
+    const requirements = run.requirements ?? [];
+    if (requirements.length) ctx.heartbeat({ message: 'preparing the Python environment' });
+    // pip's chatter goes to debug; the "building…" and "ready" messages to info.
+    const pipLog: StepLogger = {
+      debug: (m, meta) => ctx.log.debug(m, meta),
+      info: (m, meta) => ctx.log.debug(m, meta),
+      warn: (m, meta) => ctx.log.warn(m, meta),
+      error: (m, meta) => ctx.log.error(m, meta),
+    };
+    const pythonExe = await unlessAborted(
+      ensurePythonEnv(requirements, { say: (m) => ctx.log.info(m), log: pipLog, ...deps.pythonEnv }),
+      ctx.signal,
+    );
+    return {
+      argv: [pythonExe, script, ...(run.args ?? [])],
+      cwd: base,
+      hooks: (c) => {
+        const label = `Python step "${def.name}" (key ${c.key}, ${run.script})`;
+        const scan = new PythonErrorScan();
+        return { label, onLine: (t) => scan.onLine(t), mapError: (err) => scan.classify(err, label, run.script) };
+      },
+    };
+  }
+
+  const pythonExecutor: RunnerExecutor = (def, input, ctx) =>
+    execute(def, input, ctx, async () => {
+      const l = await pythonLaunch(def, ctx);
+      return { argv: l.argv, cwd: l.cwd, ...l.hooks(ctx) };
     });
+
+  /**
+   * Many items in one process, for a script that handles items (kaon_step.run_items). Any other script (no
+   * run_items in its source) answers undefined: its items run one process each.
+   */
+  pythonExecutor.session = async (def, ctx) => {
+    const run = def.run as Extract<StepRunner, { kind: 'python' }>;
+    const source = await readFile(path.resolve(root(), run.script), 'utf8').catch(() => undefined);
+    if (source === undefined || !ITEM_HANDLER.python.test(source)) return undefined;
+    const l = await pythonLaunch(def, ctx);
+    return openSession(def, ctx, l, (input, c) => pythonExecutor(def, input, c));
   };
+
+  /**
+   * The step half of an ItemSession: a work dir for the session (KAON_WORK_DIR, and the output dir, emptied after
+   * each item), each item's input artifacts in a dir of its own, each item's heartbeats, artifacts and output
+   * finished as execute() finishes a process's.
+   */
+  async function openSession(
+    def: StepDef,
+    sctx: StepContext,
+    l: { argv: string[]; cwd: string; env?: Record<string, string>; hooks: (ctx: StepContext) => Pick<Launch, 'label' | 'onLine' | 'mapError'> },
+    perProcess: (input: unknown, ctx: StepContext) => Promise<unknown>,
+  ): Promise<ItemSession> {
+    const work = await mkdtemp(path.join(deps.workDir ?? os.tmpdir(), `kaon-${def.name.slice(0, 40)}-`));
+    const live = recordLiveStep(deps.liveDir, work);
+    const keep = deps.keepWorkDir ?? process.env.KAON_KEEP_WORKDIR === '1';
+    // One output dir for the session, emptied after each item (items run one at a time): a mkdir and rmdir per item
+    // would cost about 1 ms, as much as the rest of a trivial item.
+    const outDir = path.join(work, 'output');
+    await mkdir(outDir);
+    const proc = new ItemProcess({
+      argv: l.argv,
+      env: processEnv(def, l, sctx, { KAON_WORK_DIR: work, KAON_OUTPUT_DIR: outDir }),
+      cwd: l.cwd,
+      label: l.hooks(sctx).label,
+      onSpawn: (pgid) => live.setGroup(pgid),
+      log: deps.log ?? sctx.log,
+      ...(deps.killGraceMs !== undefined ? { killGraceMs: deps.killGraceMs } : {}),
+    });
+    let oneItemScript = false;
+    let n = 0;
+    let closing: Promise<void> | undefined;
+    return {
+      async run(input, ctx) {
+        if (oneItemScript) return perProcess(input, ctx);
+        const where = `step "${def.name}" (key ${ctx.key})`;
+        const inputRefs = findArtifactRefs(input);
+        if (inputRefs.length && !deps.artifacts) throw noStore(where, `the input has artifacts at ${inputRefs.map((r) => r.field).join(', ')}`);
+        const inDir = path.join(work, 'inputs', String(++n));
+        const hooks = l.hooks(ctx);
+        const beats = heartbeats(ctx, hooks.onLine);
+        try {
+          const inputPaths = await materialiseInputs(inputRefs, inDir);
+          const outcome = await proc
+            .run(
+              { key: ctx.key, attempt: ctx.attempt, input: input ?? null, inputPaths },
+              {
+                label: hooks.label,
+                signal: ctx.signal,
+                log: deps.log ?? ctx.log,
+                onLine: beats.onLine,
+                onProgress: beats.onProgress,
+                onMetric: (name, value, step) => ctx.metrics.log(name, value, step),
+                ...timeLimit(def, ctx, where),
+              },
+            )
+            .catch((err: unknown) => {
+              throw hooks.mapError ? hooks.mapError(err) : err;
+            });
+          beats.stop();
+          if (outcome.kind === 'one-item') {
+            // Nothing of this item was kept from the probe: it runs now, in a process of its own, like the rest.
+            oneItemScript = true;
+            sctx.log.info(`step "${def.name}": ${hooks.label.replace(/ \(key [^,]*, /, ' (')} has no item handler (${outcome.why}): its items run one process each`);
+            return await perProcess(input, ctx);
+          }
+          return await finish(def, ctx, where, { label: hooks.label, cwd: l.cwd }, outDir, outcome.result, inputRefs);
+        } finally {
+          beats.stop();
+          // What an item left in the output dir was its own (saved above if it succeeded): never the next item's.
+          if (hasEntries(outDir)) {
+            await rm(outDir, { recursive: true, force: true });
+            await mkdir(outDir);
+          }
+          if (inputRefs.length && !keep) await rm(inDir, { recursive: true, force: true });
+        }
+      },
+      close() {
+        closing ??= (async () => {
+          try {
+            await proc.close();
+          } finally {
+            if (!keep) await rm(work, { recursive: true, force: true });
+            live.remove();
+          }
+        })();
+        return closing;
+      },
+    };
+  }
 
   const sparkExecutor: RunnerExecutor = (def, input, ctx) => {
     const run = def.run as Extract<StepRunner, { kind: 'spark' }>;
