@@ -2,7 +2,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import type { StepCall, StepFailureDetails, StepResult } from '../definition/internal/protocol';
-import { FAILURE_TEXT_CHARS, INLINE_RESULT_BYTES, isBatchCall, MAX_LISTED_FAILURES, type BatchBeat, type BatchCall, type BatchResult, type BlobRef } from '../definition/internal/map';
+import { FAILURE_TEXT_CHARS, INLINE_RESULT_BYTES, isBatchCall, MAX_LISTED_FAILURES, type BatchBeat, type BatchCall, type BatchResult, type BlobRef, type Checkpoint } from '../definition/internal/map';
 import type { SweepLine } from '../definition/sweep';
 import { blobArtifact, priorLine, readCallItems, readResults, readSweep, writeLines } from '../data/manifest';
 import { keySegment } from '../data/names';
@@ -224,6 +224,8 @@ function byteLength(v: unknown): number {
 }
 
 interface ItemEnv {
+  /** A sweep item's own time limit (a batch call's timeout is the step's × batch). */
+  itemTimeoutMs?: number;
   name: string;
   def: StepDef;
   exec: Runnable['exec'];
@@ -421,113 +423,176 @@ export function createStepActivities(deps: StepActivityDeps): Record<string, Ste
       const attempt = actx.info.attempt;
       const exec = actx.info.workflowExecution;
       const runId = exec?.workflowId ?? '';
-      const env: ItemEnv = { name, def, exec: runnable.exec, ...(fp ? { fingerprint: fp } : {}), deps, runId, attempt };
+      // With a batch, a runner step (python()) runs its items in one process when its script allows (run_items): the
+      // session opens at the first item that runs (reused and cached items start no process) and closes at the end.
+      let session: ItemSession | undefined;
+      let opened: Promise<ItemSession | undefined> | undefined;
+      const execItem: Runnable['exec'] = async (input, ctx) => {
+        if (runnable.session) {
+          opened ??= runnable.session(stepContext(envBase, actx, call.key, call.pipeline, false).ctx).then((s) => (session = s));
+          const s = await opened;
+          if (s) return s.run(input, ctx);
+        }
+        return runnable.exec(input, ctx);
+      };
+      const envBase: ItemEnv = { name, def, exec: runnable.exec, ...(fp ? { fingerprint: fp } : {}), deps, runId, attempt };
+      const env: ItemEnv = { ...envBase, ...(call.itemTimeoutMs ? { itemTimeoutMs: call.itemTimeoutMs } : {}), exec: (call.items?.length ?? call.slice?.count ?? 1) > 1 ? execItem : runnable.exec };
       const store = deps.artifacts;
-      const items = call.items ?? (call.slice && store ? await readCallItems(store, call.slice) : undefined);
-      if (!items || items.length === 0) throw ApplicationFailure.create({ type: ErrorCode.internal, nonRetryable: true, message: `sweep call ${call.key} has no items${call.slice && !store ? ' (its items are in a manifest, and this worker has no artifact store)' : ''}. To fix: start the worker through kaon/worker (createKaonWorker), which gives it the artifact store` });
-      const first = items[0]!.i;
-      const many = items.length > 1;
-      const maxAttempts = actx.info.retryPolicy?.maximumAttempts ?? 0;
-      // On the last attempt an item's retryable error is its outcome; before it, the call is retried for that item.
-      const lastAttempt = maxAttempts > 0 && attempt >= maxAttempts;
-      const checkpoint = `sweeps/checkpoints/${keySegment(runId)}/${keySegment(exec?.runId ?? '')}/${keySegment(actx.info.activityId)}.json`;
-
-      // Outcomes an earlier attempt reached: from its heartbeats (a lost worker) or its checkpoint (a retry).
-      const done = new Map<number, SweepLine>();
+      // Reading the items and the earlier attempts' outcomes can take seconds: heartbeat (the same details, so
+      // nothing an earlier attempt reached is lost) until the item loop's own heartbeats start.
       const earlier = actx.info.heartbeatDetails as Partial<BatchBeat> | undefined;
-      for (const l of earlier?.done ?? []) done.set(l.i, l);
-      if (attempt > 1 && store?.records) {
-        const cp = (await store.records.get(checkpoint).catch(() => undefined)) as BlobRef | undefined;
-        if (cp && typeof cp.sha256 === 'string') for await (const l of readResults(store, blobArtifact(cp))) done.set(l.i, l);
-      }
-      let doneBytes = 0;
-      let unreported = 0;
-      const reported: SweepLine[] = [...done.values()];
-      let current: number | undefined;
-      let lastBeat = 0;
-      const beat = () => {
-        lastBeat = Date.now();
-        const d: BatchBeat = { fraction: done.size / items.length, message: `${done.size}/${items.length} items`, done: reported, ...(unreported ? { unreported } : {}), ...(current !== undefined ? { current } : {}) };
-        actx.heartbeat(d);
+      let loading: NodeJS.Timeout | undefined = setInterval(() => actx.heartbeat(earlier), deps.autoHeartbeatMs ?? 1000);
+      loading.unref();
+      const loaded = () => {
+        clearInterval(loading);
+        loading = undefined;
       };
-      // One timer per call: between items the batch still heartbeats, so cancellation reaches it.
-      const timer = many ? setInterval(beat, deps.autoHeartbeatMs ?? 1000) : undefined;
-      timer?.unref();
-      const started = performance.now();
-      const finished = (status: StepOutcome) => deps.metrics?.stepFinished({ step: name, queue: def.options.queue ?? 'default', status, seconds: (performance.now() - started) / 1000, attempt });
-      const ran = new Set<'failed' | 'cached' | 'succeeded'>();
-      /** The lines so far, inline when small, else as a part: what a cancelled or finished call hands back. */
-      const outcome = async (lines: SweepLine[]): Promise<Pick<BatchResult, 'lines' | 'part'>> => {
-        if (lines.length === 0) return { lines };
-        if (!store?.putBlob || byteLength(lines) <= INLINE_RESULT_BYTES) return { lines };
-        return { part: await writeLines(store as Required<Pick<StepArtifactStore, 'putBlob'>>, lines) };
-      };
-      let retry: unknown;
       try {
-        for (const { i, input: raw } of items) {
-          if (done.has(i)) continue;
-          current = i;
-          let line: SweepLine;
-          try {
-            if (actx.cancellationSignal.aborted) throw asFailure(actx.cancellationSignal.reason, actx, { attempt, step: name, key: call.key });
-            line = await runItem(env, actx, call, i, raw, `${call.key}[${i}]`, !many);
-          } catch (err) {
-            if (actx.cancellationSignal.aborted || err instanceof CancelledFailure) {
-              // Hand back what the call did: its items' outcomes are kept, the rest read "cancelled".
-              const kept = items.filter((x) => done.has(x.i)).map((x) => done.get(x.i)!);
-              throw new CancelledFailure(err instanceof Error ? err.message : 'cancelled', [{ first, count: items.length, ...(await outcome(kept).catch(() => ({}))) }]);
-            }
-            if (!lastAttempt) {
-              // Go on with the other items; the retry runs only the items without an outcome.
-              retry ??= err;
-              continue;
-            }
-            line = { i, ok: false, status: 'failed', error: err instanceof Error ? err.message : String(err) };
+        const items = call.items ?? (call.slice && store ? await readCallItems(store, call.slice) : undefined);
+        if (!items || items.length === 0) throw ApplicationFailure.create({ type: ErrorCode.internal, nonRetryable: true, message: `sweep call ${call.key} has no items${call.slice && !store ? ' (its items are in a manifest, and this worker has no artifact store)' : ''}. To fix: start the worker through kaon/worker (createKaonWorker), which gives it the artifact store` });
+        const first = items[0]!.i;
+        const many = items.length > 1;
+        const maxAttempts = actx.info.retryPolicy?.maximumAttempts ?? 0;
+        // On the last attempt an item's retryable error is its outcome; before it, the call is retried for that item.
+        const lastAttempt = maxAttempts > 0 && attempt >= maxAttempts;
+        const checkpoint = `sweeps/checkpoints/${keySegment(runId)}/${keySegment(exec?.runId ?? '')}/${keySegment(actx.info.activityId)}.json`;
+
+        // Outcomes earlier attempts reached: lines in their heartbeats, and checkpoint blobs (named in the heartbeats,
+        // and in a record written before a retry). Blobs are disjoint from each other and from the heartbeat's lines.
+        const done = new Map<number, SweepLine>();
+        const blobs: Checkpoint[] = [];
+        const inBlob = new Set<number>();
+        const recorded = attempt > 1 && store?.records ? ((await store.records.get(checkpoint).catch(() => undefined)) as { checkpoints?: Checkpoint[] } | undefined) : undefined;
+        for (const cp of [...(earlier?.checkpoints ?? []), ...(recorded?.checkpoints ?? [])]) {
+          if (!store || typeof cp?.sha256 !== 'string' || blobs.some((b) => b.sha256 === cp.sha256)) continue;
+          for await (const l of readResults(store, blobArtifact(cp))) {
+            done.set(l.i, l);
+            inBlob.add(l.i);
           }
-          done.set(i, line);
-          const itemStatus = !line.ok ? 'failed' : line.cached ? 'cached' : 'succeeded';
-          deps.metrics?.sweepItem({ pipeline: call.pipeline, step: name, status: itemStatus });
-          ran.add(itemStatus);
-          if (many) {
-            // Heartbeat details stay small: past 128 KiB of done outputs, later items are only counted.
-            const b = byteLength(line);
-            if (doneBytes + b <= 128 * 1024) {
-              doneBytes += b;
-              reported.push(line);
-            } else unreported++;
-            // Every heartbeat is encoded in full, so send one at most every 200 ms, not one per item.
-            if (Date.now() - lastBeat >= 200) beat();
+          blobs.push(cp);
+        }
+        // Heartbeat details stay small: past 128 KiB of lines, they are spilled to a checkpoint blob (big outputs only).
+        let doneBytes = 0;
+        let unreported = 0;
+        let reported: SweepLine[] = [];
+        const report = (line: SweepLine) => {
+          const b = byteLength(line);
+          if (doneBytes + b <= 128 * 1024) {
+            doneBytes += b;
+            reported.push(line);
+          } else unreported++;
+        };
+        for (const l of earlier?.done ?? []) {
+          if (done.has(l.i)) continue;
+          done.set(l.i, l);
+          report(l);
+        }
+        const canSpill = Boolean(store?.putBlob);
+        let lastSpill = Date.now();
+        /** Write the lines done and not yet in a blob as a new checkpoint blob. */
+        const spill = async () => {
+          const fresh = [...done.values()].filter((l) => !inBlob.has(l.i));
+          lastSpill = Date.now();
+          if (!fresh.length || !canSpill) return;
+          const b = await writeLines(store as Required<Pick<StepArtifactStore, 'putBlob'>>, fresh);
+          blobs.push({ ...b, items: fresh.map((l) => l.i) });
+          for (const l of fresh) inBlob.add(l.i);
+          reported = [];
+          doneBytes = 0;
+          unreported = 0;
+        };
+        let current: number | undefined;
+        let lastBeat = 0;
+        const beat = () => {
+          lastBeat = Date.now();
+          const d: BatchBeat = { fraction: done.size / items.length, message: `${done.size}/${items.length} items`, done: reported, ...(blobs.length ? { checkpoints: blobs } : {}), ...(current !== undefined ? { current } : {}) };
+          actx.heartbeat(d);
+        };
+        // One timer per call: between items the batch still heartbeats, so cancellation reaches it.
+        loaded();
+        const timer = many ? setInterval(beat, deps.autoHeartbeatMs ?? 1000) : undefined;
+        timer?.unref();
+        const started = performance.now();
+        const finished = (status: StepOutcome) => deps.metrics?.stepFinished({ step: name, queue: def.options.queue ?? 'default', status, seconds: (performance.now() - started) / 1000, attempt });
+        const ran = new Set<'failed' | 'cached' | 'succeeded'>();
+        /** The lines so far, inline when small, else as a part: what a cancelled or finished call hands back. */
+        const outcome = async (lines: SweepLine[]): Promise<Pick<BatchResult, 'lines' | 'part'>> => {
+          if (lines.length === 0) return { lines };
+          if (!store?.putBlob || byteLength(lines) <= INLINE_RESULT_BYTES) return { lines };
+          return { part: await writeLines(store as Required<Pick<StepArtifactStore, 'putBlob'>>, lines) };
+        };
+        let retry: unknown;
+        try {
+          for (const { i, input: raw } of items) {
+            if (done.has(i)) continue;
+            current = i;
+            let line: SweepLine;
+            try {
+              if (actx.cancellationSignal.aborted) throw asFailure(actx.cancellationSignal.reason, actx, { attempt, step: name, key: call.key });
+              line = await runItem(env, actx, call, i, raw, `${call.key}[${i}]`, !many);
+            } catch (err) {
+              if (actx.cancellationSignal.aborted || err instanceof CancelledFailure) {
+                // Hand back what the call did: its items' outcomes are kept, the rest read "cancelled".
+                const kept = items.filter((x) => done.has(x.i)).map((x) => done.get(x.i)!);
+                throw new CancelledFailure(err instanceof Error ? err.message : 'cancelled', [{ first, count: items.length, ...(await outcome(kept).catch(() => ({}))) }]);
+              }
+              if (!lastAttempt) {
+                // Go on with the other items; the retry runs only the items without an outcome.
+                retry ??= err;
+                continue;
+              }
+              line = { i, ok: false, status: 'failed', error: err instanceof Error ? err.message : String(err) };
+            }
+            done.set(i, line);
+            const itemStatus = !line.ok ? 'failed' : line.cached ? 'cached' : 'succeeded';
+            deps.metrics?.sweepItem({ pipeline: call.pipeline, step: name, status: itemStatus });
+            ran.add(itemStatus);
+            if (many) {
+              report(line);
+              // Lines past the heartbeat's 128 KiB go to a checkpoint blob (at most one a second), so a lost worker
+              // or a final failure keeps every outcome reached.
+              if (unreported > 0 && canSpill && Date.now() - lastSpill >= 1000) {
+                await spill();
+                beat();
+              }
+              // Every heartbeat is encoded in full, so send one at most every 200 ms, not one per item.
+              if (Date.now() - lastBeat >= 200) beat();
+            }
+          }
+          current = undefined;
+          if (retry !== undefined) {
+            // The items that reached an outcome are kept for the next attempt, whatever their size.
+            await spill();
+            if (blobs.length && store?.records) await store.records.put(checkpoint, { checkpoints: blobs });
+            beat();
+            throw retry;
+          }
+          finished(ran.size === 1 && !ran.has('succeeded') ? [...ran][0]! : 'succeeded');
+        } catch (err) {
+          finished(outcomeOf(err, actx));
+          throw err;
+        } finally {
+          if (timer) clearInterval(timer);
+          if (opened) await opened.then(() => session?.close()).catch(() => undefined);
+        }
+        const lines = items.map(({ i }) => done.get(i)!);
+        const result: BatchResult = { attempt, first, count: items.length, succeeded: 0, failed: 0, cached: 0, ...(await outcome(lines)) };
+        const failures: { index: number; error: string }[] = [];
+        for (const l of lines) {
+          if (l.ok) {
+            result.succeeded++;
+            if (l.cached) result.cached++;
+          } else {
+            result.failed++;
+            if (failures.length < MAX_LISTED_FAILURES) failures.push({ index: l.i, error: l.error.slice(0, FAILURE_TEXT_CHARS) });
           }
         }
-        current = undefined;
-        if (retry !== undefined) {
-          // The items that reached an outcome are kept for the next attempt, whatever their size.
-          if (done.size && store?.putBlob && store.records) await store.records.put(checkpoint, await writeLines(store as Required<Pick<StepArtifactStore, 'putBlob'>>, [...done.values()]));
-          if (many) beat();
-          throw retry;
-        }
-        finished(ran.size === 1 && !ran.has('succeeded') ? [...ran][0]! : 'succeeded');
-      } catch (err) {
-        finished(outcomeOf(err, actx));
-        throw err;
+        if (failures.length) result.failures = failures;
+        if (attempt > 1 && store?.records) await store.records.delete(checkpoint).catch(() => false);
+        return result;
       } finally {
-        if (timer) clearInterval(timer);
+        if (loading) clearInterval(loading);
       }
-      const lines = items.map(({ i }) => done.get(i)!);
-      const result: BatchResult = { attempt, first, count: items.length, succeeded: 0, failed: 0, cached: 0, ...(await outcome(lines)) };
-      const failures: { index: number; error: string }[] = [];
-      for (const l of lines) {
-        if (l.ok) {
-          result.succeeded++;
-          if (l.cached) result.cached++;
-        } else {
-          result.failed++;
-          if (failures.length < MAX_LISTED_FAILURES) failures.push({ index: l.i, error: l.error.slice(0, FAILURE_TEXT_CHARS) });
-        }
-      }
-      if (failures.length) result.failures = failures;
-      if (attempt > 1 && store?.records) await store.records.delete(checkpoint).catch(() => false);
-      return result;
     };
 
     activities[name] = ((call: StepCall | BatchCall) => (isBatchCall(call) ? batch(call) : single(call))) as StepActivity;
@@ -617,7 +682,7 @@ function stepContext(env: ItemEnv, actx: Context, key: string, pipeline: string,
     pipeline,
     runId: env.runId,
     attempt: env.attempt,
-    ...(actx.info.startToCloseTimeoutMs ? { timeoutMs: actx.info.startToCloseTimeoutMs } : {}),
+    ...(env.itemTimeoutMs ? { timeoutMs: env.itemTimeoutMs } : actx.info.startToCloseTimeoutMs ? { timeoutMs: actx.info.startToCloseTimeoutMs } : {}),
     log: secrets.values === NO_SECRETS ? actx.log : redactingLogger(actx.log, redact),
     signal: actx.cancellationSignal,
     heartbeat,

@@ -194,6 +194,7 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
       call.items = items;
     } else call.slice = sliceOf(first, last - first + 1);
     if (priorRef) call.prior = priorRef;
+    if (target.kind === 'step' && target.itemTimeoutMs && last > first) call.itemTimeoutMs = target.itemTimeoutMs;
     // No per-item summary: the activity id already reads `sweep[123]`, and 100,000 summaries are history bytes.
     return proxyActivities<Record<string, (c: BatchCall) => Promise<BatchResult>>>(opts)[target.name]!(call);
   };
@@ -202,11 +203,15 @@ export async function kaonMapShard(args: ShardArgs): Promise<ShardResult> {
     const error = failureMessage(err);
     const beat = lastBeatOf(err);
     const kept = salvaged(beat ? { first, count: last - first + 1, lines: beat.done } : undefined);
+    for (const cp of beat?.checkpoints ?? []) {
+      pools.push({ uri: cp.uri, sha256: cp.sha256, size: cp.size });
+      for (const i of cp.items) kept.add(i);
+    }
     const lines: SweepLine[] = [];
     for (let i = first; i <= last; i++) {
       if (kept.has(i)) continue;
       if (beat?.current !== undefined && i > beat.current) lines.push({ i, ok: false, status: 'skipped', error: `not run: the call for items ${first}–${last} failed before it reached this item: ${error}` });
-      else lines.push({ i, ok: false, status: 'failed', error: beat && i !== beat.current ? `its outcome was lost when the call for items ${first}–${last} failed: ${error}` : error });
+      else lines.push({ i, ok: false, status: 'failed', error: first === last ? error : `no outcome: the last attempt of the call for items ${first}–${last} failed before this item finished: ${error}` });
     }
     for (const l of lines) tally(l);
     keep(lines);

@@ -145,6 +145,7 @@ export async function runMap(core: RunCore, target: StepDef | AnyPipeline, items
     mapTarget = {
       kind: 'step',
       name,
+      ...(batch > 1 ? { itemTimeoutMs: perItem } : {}),
       options: {
         startToCloseTimeout: Math.min(perItem * batch, 24 * 3600_000),
         retry: o.retry as Record<string, unknown>,

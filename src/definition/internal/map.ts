@@ -64,7 +64,7 @@ export interface WireActivityOptions {
 }
 
 export type MapTarget =
-  | { kind: 'step'; name: string; options: WireActivityOptions }
+  | { kind: 'step'; name: string; options: WireActivityOptions; itemTimeoutMs?: number }
   | { kind: 'pipeline'; name: string };
 
 /** Items for the sweep: inline (already the inputs) or a JSON-lines manifest with an input template. */
@@ -169,6 +169,8 @@ export interface BatchCall {
   slice?: CallSlice;
   /** The earlier run's results for this shard: reuse items whose memo key matches. */
   prior?: { ref: ArtifactRef; start: number };
+  /** Each item's own time limit, when the call holds more than one (its timeout is the step's × batch). */
+  itemTimeoutMs?: number;
 }
 
 export function isBatchCall(v: unknown): v is BatchCall {
@@ -196,10 +198,16 @@ export interface BatchResult {
 export interface BatchBeat {
   fraction: number;
   message: string;
+  /** Lines done and not in a checkpoint blob (at most 128 KiB: past it, they are spilled to a new blob). */
   done: SweepLine[];
-  /** Items done whose lines did not fit in `done` (their outcomes are lost if the attempt dies). */
-  unreported?: number;
+  /** Blobs of lines done (disjoint from each other and from `done`), with the items each holds. */
+  checkpoints?: Checkpoint[];
   current?: number;
+}
+
+/** Lines a call wrote so far: the next attempt, or the shard after a final failure, keeps them. */
+export interface Checkpoint extends BlobRef {
+  items: number[];
 }
 
 /** The lines of a call whose activity failed for good, salvaged by the shard (see map-shard.ts). */
