@@ -63,6 +63,10 @@ export const ErrorCode = {
   processFailed: 'KAON_PROCESS_FAILED',
   timeout: 'KAON_TIMEOUT',
   pipelineError: 'KAON_PIPELINE_ERROR',
+  /** A keyed worker got a plaintext payload: it refused it and ran no code. */
+  plaintextRefused: 'KAON_PLAINTEXT_REFUSED',
+  /** A component without the key was refused in a deployment marked encrypted, before it wrote anything. */
+  encryptionRequired: 'KAON_ENCRYPTION_REQUIRED',
 } as const;
 
 const MAX_RECEIVED = 80;

@@ -185,7 +185,8 @@ test('control: the same check finds the marker when the client has no key (param
   const marker = `MARK-${randomUUID()}`;
   const plain = await connect({ connection: env.temporal.connection as Connection, taskQueue: env.taskQueue, dataConverter: kaonDataConverter({ env: {} }) });
   const run = await plain.start(secret, { marker });
-  await kaonA.run(run.id).result();
+  // The keyed worker refuses the plaintext run (test/security/fail-closed.test.ts); its params are in history all the same.
+  await assert.rejects(kaonA.run(run.id).result(), /arrived in plaintext.*\[KAON_PLAINTEXT_REFUSED\]/);
   assert.ok((await historyBytes(run.id)).includes(marker), 'a plaintext param is visible in raw history: the detector works');
 });
 

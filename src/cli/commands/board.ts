@@ -16,7 +16,7 @@ export const boardCommand: CommandSpec = {
   ],
   async run({ io, values }) {
     const ui = str(values, 'ui-url');
-    const { kaon, target, close } = await connectClient(io.env, ui ? { ui } : {});
+    const { kaon, target, close } = await connectClient(io.env, { who: 'kaon board', ...(ui ? { ui } : {}) });
     try {
       const board = await hostBoard(io, kaon, ui ?? target.ui, values, 'kaon board', { host: 'host', port: 'port' });
       try {
