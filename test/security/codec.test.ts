@@ -196,7 +196,7 @@ test("the board's HTTP API returns decoded params, results, step input/output an
   const blind = await startBoard({ kaon: plain, artifacts: env.artifacts, token: 'codec-test-token-1234', assetsDir: path.join(ROOT, 'dist', 'board') });
   try {
     const get = async (b: typeof board, p: string) => {
-      const res = await fetch(`${b.url.replace(/\/$/, '')}${p}`);
+      const res = await fetch(`${b.url.replace(/\/$/, '')}${p}`, { headers: { authorization: 'Bearer codec-test-token-1234' } });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     };
     const r = await get(board, `/api/run?id=${encodeURIComponent(okRun)}`);

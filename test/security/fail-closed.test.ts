@@ -193,12 +193,19 @@ test('a keyed worker refuses a plaintext run at once, non-retryably, and runs no
   // The refusal itself is encrypted like any failure of a keyed worker: the marker is not echoed anywhere new.
   assert.ok(!cause.message.includes(marker));
 
-  // A run started with the key, then steered in plaintext by a tool without it (no Kaon codec at all).
+  // A run started with the key, then steered in plaintext by a tool without the key (it writes plaintext; it reads
+  // the refusal with the key only so that this test can check the refusal's text, which the keyed worker encrypts).
+  const ring = readKeyFile(keyFile);
+  const writesPlain = new Client({
+    connection: env.temporal.connection as Connection,
+    namespace: 'default',
+    dataConverter: { payloadCodecs: [{ encode: async (p) => p, decode: (p) => new AesGcmCodec(ring).decode(p) }], failureConverterPath: ENCRYPTED_FAILURES_PATH },
+  });
   const gate = path.join(dir, `gate-${randomUUID()}`);
   const ok = await keyedQ.start(secret, { marker, gate });
   await waitForEvent(ok.id, 'activityTaskCompletedEventAttributes'); // echo done: the run waits in its slow step
   // An update is rejected by its validator: it never enters history, and the run goes on.
-  await assert.rejects(raw.workflow.getHandle(ok.id).executeUpdate(UPDATE_PAUSE, { args: [{ paused: true }] }), (e: unknown) => {
+  await assert.rejects(writesPlain.workflow.getHandle(ok.id).executeUpdate(UPDATE_PAUSE, { args: [{ paused: true }] }), (e: unknown) => {
     assert.ok(e instanceof WorkflowUpdateFailedError, String(e));
     assert.match(String((e.cause as Error).message), /update "kaon\.pause" arrived in plaintext.*\[KAON_PLAINTEXT_REFUSED\]/);
     return true;
@@ -211,7 +218,7 @@ test('a keyed worker refuses a plaintext run at once, non-retryably, and runs no
   const gate2 = path.join(dir, `gate-${randomUUID()}`);
   const sig = await keyedQ.start(secret, { marker, gate: gate2 });
   await waitForEvent(sig.id, 'activityTaskCompletedEventAttributes');
-  await raw.workflow.getHandle(sig.id).signal(DELIVER_SIGNAL, { token: 'x', event: 'e', id: '1', payload: 'plain', at: 0 });
+  await writesPlain.workflow.getHandle(sig.id).signal(DELIVER_SIGNAL, { token: 'x', event: 'e', id: '1', payload: 'plain', at: 0 });
   await assert.rejects(keyedQ.temporal.workflow.getHandle(sig.id).result(), (e: unknown) => {
     assert.ok(e instanceof WorkflowFailedError);
     assert.equal((e.cause as ApplicationFailure).type, 'KAON_PLAINTEXT_REFUSED');
