@@ -3,7 +3,8 @@
 // client, board, CLI and codec server read it all back. Key rotation, unknown keys and bad key files.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -329,6 +330,13 @@ test('a dev server started with KAON_CODEC_ENDPOINT gives its Web UI the codec s
   try {
     const settings = (await (await fetch(`${dev.uiUrl}/api/v1/settings`)).json()) as { Codec: { Endpoint: string } };
     assert.equal(settings.Codec.Endpoint, codec.uiEndpoint);
+    // No secret on a command line: the token is in no process's arguments (the dev server read it from a 0600 file,
+    // since removed), though the server has it.
+    const ps = execFileSync('ps', ['-eo', 'pid,args', '-ww'], { encoding: 'utf8' });
+    const line = ps.split('\n').find((l) => l.trim().startsWith(`${dev.pid} `));
+    assert.ok(line && /server start-dev .*--env-file \S+ --env kaon-dev/.test(line), `the dev server is in ps: ${line}`);
+    assert.ok(!ps.includes('codec-token-0123456789'), 'the codec token is not in ps output');
+    assert.ok(!existsSync(line.split('--env-file ')[1]!.split(' ')[0]!), 'the env file is gone once the server started');
     // What the UI does with it: a preflight, then POST <endpoint>/decode from its origin with X-Namespace.
     const pre = await fetch(`${settings.Codec.Endpoint}/decode`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace' } });
     assert.equal(pre.headers.get('access-control-allow-origin'), origin);
