@@ -305,7 +305,8 @@ test('kaon codec-server: refuses to start without a token, or with a bad port or
   const ac = new AbortController();
   const exited = runCli(['codec-server', '--port', '0'], io({ ...keyEnv, KAON_CODEC_SERVER_TOKEN: 'codec-token-0123456789' }, ac.signal));
   const url = await until('the codec server URL', () => Promise.resolve(/kaon codec-server: (http:\/\/127\.0\.0\.1:\d+) /.exec(out.join(''))?.[1]), 20_000);
-  assert.match(out.join(''), /temporal server start-dev --ui-codec-endpoint http:\/\/127\.0\.0\.1:\d+\/codec-token-0123456789/);
+  assert.match(out.join(''), /Web UI: KAON_CODEC_ENDPOINT=http:\/\/127\.0\.0\.1:\d+\/codec-token-0123456789 kaon dev/);
+  assert.doesNotMatch(out.join(''), /--ui-codec-endpoint http/, 'no advice to put the token on a command line');
   const res = await fetch(`${url}/encode`, { method: 'POST', headers: { authorization: 'Bearer codec-token-0123456789' }, body: JSON.stringify({ payloads: [] }) });
   assert.equal(res.status, 200);
   assert.equal((await fetch(`${url}/encode`, { method: 'POST', body: '{"payloads":[]}' })).status, 401);
