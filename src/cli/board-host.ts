@@ -1,7 +1,8 @@
 // Starting the board from the CLI (`kaon board`, and inside `kaon dev` / `kaon demo`): build the front end when a
 // source checkout needs it, open the artifact store the workers use, listen, print the URL with the token.
 import type { KaonClient } from '../client';
-import { KaonError } from '../definition/errors';
+import { readFileSync } from 'node:fs';
+import { ErrorCode, KaonError } from '../definition/errors';
 import { ensureBoardAssets } from '../observe/board/build';
 import { startBoard, type Board } from '../observe/board/server';
 import { int, say, str, type CliIo, type OptionSpec, type OptionValues } from './command';
@@ -19,7 +20,8 @@ export async function hostBoard(io: CliIo, kaon: KaonClient, ui: string | undefi
   const explicit = values[names.port] !== undefined || io.env.KAON_BOARD_PORT !== undefined;
   const port = int(label, { [names.port]: values[names.port] ?? io.env.KAON_BOARD_PORT }, names.port, DEFAULT_BOARD_PORT, 0);
   const assetsDir = await ensureBoardAssets((m) => say(io.stderr, `${label}: ${m}`));
-  const opts = { kaon, artifacts: await openStore(io), ui, host, assetsDir, ...(io.env.KAON_BOARD_TOKEN ? { token: io.env.KAON_BOARD_TOKEN } : {}) };
+  const token = boardToken(io.env);
+  const opts = { kaon, artifacts: await openStore(io), ui, host, assetsDir, ...(token ? { token } : {}) };
   try {
     return await startBoard({ ...opts, port });
   } catch (err) {
@@ -27,6 +29,27 @@ export async function hostBoard(io: CliIo, kaon: KaonClient, ui: string | undefi
     if (explicit || !(err instanceof KaonError) || !/EADDRINUSE/.test(err.message)) throw err;
     return startBoard({ ...opts, port: 0 });
   }
+}
+
+/** The board's token: $KAON_BOARD_TOKEN, else the first line of $KAON_BOARD_TOKEN_FILE, else undefined (random). */
+export function boardToken(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.KAON_BOARD_TOKEN) return checkToken(env.KAON_BOARD_TOKEN, 'KAON_BOARD_TOKEN');
+  const file = env.KAON_BOARD_TOKEN_FILE;
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new KaonError({ code: ErrorCode.config, what: `the board token file ${file} (KAON_BOARD_TOKEN_FILE) cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, fix: 'point KAON_BOARD_TOKEN_FILE at a readable file holding the token (e.g. `openssl rand -hex 24 > ~/.kaon/board-token`), or unset it for a random token', cause: err });
+  }
+  return checkToken(text.split(/\r?\n/)[0]!.trim(), `KAON_BOARD_TOKEN_FILE (${file})`);
+}
+
+function checkToken(token: string, where: string): string {
+  if (!/^[A-Za-z0-9._~+-]{16,512}$/.test(token)) {
+    throw new KaonError({ code: ErrorCode.config, what: `the board token in ${where} is not 16–512 characters of letters, digits and ._~+-`, fix: 'use e.g. $(openssl rand -hex 24)' });
+  }
+  return token;
 }
 
 export function printBoard(io: CliIo, board: Board, label: string): void {

@@ -13,6 +13,7 @@ import { cancelCommand } from './commands/cancel';
 import { codecServerCommand } from './commands/codec-server';
 import { demoCommand } from './commands/demo';
 import { deploymentCommand } from './commands/deployment';
+import { encryptionCommand } from './commands/encryption';
 import { devCommand } from './commands/dev';
 import { listCommand } from './commands/list';
 import { resumeCommand } from './commands/resume';
@@ -26,7 +27,7 @@ import { approveCommand, pauseCommand, rejectCommand, sendCommand, stepCommand, 
 export const COMMANDS: readonly CommandSpec[] = [
   demoCommand, devCommand, boardCommand, workerCommand, runCommand, statusCommand, listCommand, cancelCommand, resumeCommand,
   approveCommand, rejectCommand, pauseCommand, unpauseCommand, sendCommand, stepCommand, scheduleCommand, emitCommand, triggersCommand, deploymentCommand,
-  artifactsCommand, artifactCommand, cacheCommand, codecServerCommand,
+  artifactsCommand, artifactCommand, cacheCommand, codecServerCommand, encryptionCommand,
 ];
 
 function errorLine(err: unknown): string {

@@ -63,7 +63,7 @@ function envTarget(env: NodeJS.ProcessEnv): Target & { options: ReturnType<typeo
 /** A Kaon client: to `address` if given (embedded dev server), else through envconfig. */
 export async function connectClient(
   env: NodeJS.ProcessEnv,
-  opts: { taskQueue?: string | undefined; address?: string; namespace?: string; ui?: string | undefined } = {},
+  opts: { taskQueue?: string | undefined; address?: string; namespace?: string; ui?: string | undefined; who?: string } = {},
 ): Promise<{ kaon: KaonClient; target: Target; close: () => Promise<void> }> {
   const base = opts.address ? undefined : envTarget(env);
   const target: Target = opts.address
@@ -76,7 +76,8 @@ export async function connectClient(
   let kaon: KaonClient;
   try {
     // The command's environment names the key file (KAON_ENCRYPTION_KEY_FILE): a bad one fails before any call.
-    kaon = await connect({ connection, namespace: target.namespace, dataConverter: kaonDataConverter({ env }), ...(opts.taskQueue ? { taskQueue: opts.taskQueue } : {}) });
+    // Without a key, the deployment's encryption mark (or KAON_ENCRYPTION in this environment) refuses every write.
+    kaon = await connect({ connection, namespace: target.namespace, dataConverter: kaonDataConverter({ env }), env, who: opts.who ?? 'this kaon command', ...(opts.taskQueue ? { taskQueue: opts.taskQueue } : {}) });
   } catch (err) {
     await connection.close();
     throw err;

@@ -93,6 +93,7 @@ export async function hostWorker(io: CliIo, project: Project, opts: HostOptions)
       namespace,
       shutdownGraceTime: graceMs,
       workerOptions: { dataConverter },
+      env: io.env,
       ...(opts.deployment ? { deployment: opts.deployment } : {}),
       ...(metrics ? { metrics: metrics.metrics } : {}),
     });

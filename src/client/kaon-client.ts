@@ -5,7 +5,8 @@ import { tracingConfigured } from '../observe/otel-env';
 import type { z } from 'zod';
 import type { DataConverter } from '@temporalio/common';
 import { canonicalJson } from '../data/canonical';
-import { decodePayload, kaonDataConverter } from '../data/codec';
+import { converterEncrypts, decodePayload, kaonDataConverter } from '../data/codec';
+import { EncryptionGuard, guardInterceptors } from './encryption-mark';
 import { isEventDef, type EventDef } from '../definition/events';
 import { assertRunStatus } from './run-status';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
@@ -38,6 +39,13 @@ export interface ConnectOptions {
    * Pass kaonDataConverter({ keyFile }) to choose the keys here.
    */
   dataConverter?: DataConverter;
+  /**
+   * The environment read for KAON_ENCRYPTION (default process.env): `required` refuses every write without a key,
+   * whatever the namespace's mark says.
+   */
+  env?: NodeJS.ProcessEnv;
+  /** Who is connecting, for refusals ("this client", "kaon board"…). */
+  who?: string;
 }
 
 export interface StartOptions {
@@ -111,8 +119,10 @@ export class KaonClient {
     readonly temporal: Client,
     readonly taskQueue: string,
     private readonly ownsConnection: boolean,
+    /** The deployment's encryption mark, as this client sees it (refuses writes without a key where it is set). */
+    readonly encryption?: EncryptionGuard,
   ) {
-    this.schedules = new KaonSchedules(temporal, taskQueue);
+    this.schedules = new KaonSchedules(temporal, taskQueue, encryption);
     this.deployments = new KaonDeployments(temporal.workflowService, temporal.options.namespace);
   }
 
@@ -355,8 +365,28 @@ export async function connect(opts: ConnectOptions = {}): Promise<KaonClient> {
   const dataConverter = opts.dataConverter ?? kaonDataConverter(); // a bad key file fails before connecting
   const namespace = opts.namespace ?? cfg.namespace;
   const connection = opts.connection ?? (await openConnection(cfg.connectionOptions, namespace));
-  const client = new Client({ connection, namespace, dataConverter, ...(tracingConfigured() ? { interceptors: { workflow: [clientTracingInterceptor()] } } : {}) });
-  return new KaonClient(client, opts.taskQueue ?? DEFAULT_TASK_QUEUE(), opts.connection === undefined);
+  // Fail closed: without a key, every start, signal and update first checks the deployment's encryption mark.
+  const guard = new EncryptionGuard((req) => connection.workflowService.describeNamespace(req), namespace, {
+    hasKey: converterEncrypts(dataConverter),
+    env: opts.env ?? process.env,
+    who: opts.who ?? 'this client',
+  });
+  const runQueue = async (workflowId: string, runId?: string) => {
+    try {
+      const d = await connection.workflowService.describeWorkflowExecution({ namespace, execution: { workflowId, ...(runId ? { runId } : {}) } });
+      return d.executionConfig?.taskQueue?.name ?? undefined;
+    } catch {
+      return undefined; // no such run: the call itself then fails with Temporal's own error
+    }
+  };
+  const guards = guardInterceptors(guard, runQueue);
+  const client = new Client({
+    connection,
+    namespace,
+    dataConverter,
+    interceptors: { workflow: [...guards.workflow, ...(tracingConfigured() ? [clientTracingInterceptor()] : [])], schedule: guards.schedule },
+  });
+  return new KaonClient(client, opts.taskQueue ?? DEFAULT_TASK_QUEUE(), opts.connection === undefined, guard);
 }
 
 function truncateJson(v: unknown): string {

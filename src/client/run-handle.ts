@@ -122,6 +122,7 @@ export class RunHandle<R = unknown, M extends Record<string, z.ZodType> = Record
     try {
       return await this.handle.executeUpdate(name, { args: [arg] });
     } catch (err) {
+      if (err instanceof KaonError) throw err; // e.g. refused before the call: no key in an encrypted deployment
       if (err instanceof WorkflowUpdateFailedError) {
         const reason = err.cause instanceof Error ? err.cause.message : err.message;
         throw new KaonError({ code: ErrorCode.refused, what: `${what} was refused by run ${this.id}: ${reason}`, fix: 'see the reason; `kaon status <run>` shows its gates, pause and messages', cause: err });

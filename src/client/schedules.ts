@@ -8,6 +8,7 @@ import { MAX_SCHEDULE_ID } from '../definition/internal/ids';
 import { missingSearchAttributes } from './search-attributes';
 import { isPipeline, type AnyPipeline, type PipelineParams } from '../definition/pipeline';
 import { fillScheduled } from '../definition/scheduled';
+import type { EncryptionGuard } from './encryption-mark';
 
 export type OverlapPolicy = 'skip' | 'buffer-one' | 'buffer-all' | 'cancel-other' | 'terminate-other' | 'allow-all';
 
@@ -72,6 +73,7 @@ export class KaonSchedules {
   constructor(
     private readonly temporal: Client,
     private readonly taskQueue: string,
+    private readonly encryption?: EncryptionGuard,
   ) {}
 
   private validate(pipeline: AnyPipeline | string, params: unknown): void {
@@ -139,6 +141,7 @@ export class KaonSchedules {
   /** Replace a schedule's definition (same fields as create). */
   async update<P extends AnyPipeline | string>(o: ScheduleCreate<P>): Promise<ScheduleInfo> {
     const opts = this.options(o as ScheduleCreate);
+    await this.encryption?.check(`update schedule ${o.id}`, opts.action.taskQueue);
     await this.handle(o.id).update(() => ({ spec: opts.spec, action: opts.action, policies: opts.policies, state: { paused: opts.state.paused, note: opts.state.note } }));
     return this.describe(o.id);
   }

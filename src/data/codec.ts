@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { DataConverter, LoadedDataConverter, Payload, PayloadCodec } from '@temporalio/common';
 import { ErrorCode, KaonError } from '../definition/errors';
+import { REFUSED_PLAINTEXT } from '../definition/internal/plaintext';
 
 export const KEY_FILE_ENV = 'KAON_ENCRYPTION_KEY_FILE';
 /** Payload metadata: the encoding of an encrypted payload, and the id of the key that encrypted it. */
@@ -125,12 +126,23 @@ export function encryptedKeyId(p: Payload): string | undefined {
 /**
  * AES-256-GCM: each payload gets a fresh 12-byte IV; data = IV ‖ ciphertext ‖ tag; metadata names the encoding
  * and the key id. Without a keyring it encrypts nothing and only explains encrypted payloads it cannot read.
+ *
+ * `refusePlaintext` (a worker's codec, with a keyring): a plaintext payload decodes to a marker that carries only
+ * its encoding, never its data; Kaon's workflow and activity interceptors refuse any input holding one.
  */
 export class AesGcmCodec implements PayloadCodec {
   private readonly byId: Map<string, Buffer>;
 
-  constructor(readonly keyring: Keyring | undefined) {
+  constructor(
+    readonly keyring: Keyring | undefined,
+    readonly opts: { refusePlaintext?: boolean } = {},
+  ) {
     this.byId = new Map((keyring?.keys ?? []).map((k) => [k.id, k.key]));
+  }
+
+  /** The same keys, refusing plaintext on decode (what a worker uses). */
+  refusingPlaintext(): AesGcmCodec {
+    return this.keyring && !this.opts.refusePlaintext ? new AesGcmCodec(this.keyring, { refusePlaintext: true }) : this;
   }
 
   encode(payloads: Payload[]): Promise<Payload[]> {
@@ -161,7 +173,11 @@ export class AesGcmCodec implements PayloadCodec {
 
   private decodeOne(p: Payload): Payload {
     const id = encryptedKeyId(p);
-    if (id === undefined) return p; // plaintext, e.g. a run from before encryption was turned on
+    if (id === undefined) {
+      if (!this.opts.refusePlaintext || !this.keyring) return p; // a reader: plaintext, e.g. a run from before encryption
+      const encoding = p.metadata?.encoding ? dec.decode(p.metadata.encoding) : 'none';
+      return { metadata: { encoding: enc.encode('json/plain') }, data: enc.encode(JSON.stringify({ [REFUSED_PLAINTEXT]: { encoding } })) };
+    }
     const key = this.byId.get(id);
     if (!key) {
       throw new KaonError({
@@ -207,6 +223,17 @@ export const ENCRYPTED_FAILURES_PATH = require.resolve('./encrypted-failures');
 export function kaonDataConverter(opts: { keyFile?: string; keyring?: Keyring; env?: NodeJS.ProcessEnv } = {}): DataConverter {
   const keyring = opts.keyring ?? (opts.keyFile ? readKeyFile(opts.keyFile) : keyringFromEnv(opts.env));
   return { payloadCodecs: [new AesGcmCodec(keyring)], ...(keyring ? { failureConverterPath: ENCRYPTED_FAILURES_PATH } : {}) };
+}
+
+/** Whether a data converter encrypts: Kaon's codec with a key, or any codec of the caller's own. */
+export function converterEncrypts(dc: DataConverter): boolean {
+  return (dc.payloadCodecs ?? []).some((c) => !(c instanceof AesGcmCodec) || c.keyring !== undefined);
+}
+
+/** A worker's converter: Kaon's codec, when it has a key, refuses plaintext payloads (see AesGcmCodec). */
+export function refusingPlaintext(dc: DataConverter): DataConverter {
+  if (!dc.payloadCodecs?.some((c) => c instanceof AesGcmCodec && c.keyring)) return dc;
+  return { ...dc, payloadCodecs: dc.payloadCodecs.map((c) => (c instanceof AesGcmCodec ? c.refusingPlaintext() : c)) };
 }
 
 function isPayload(v: unknown): v is Payload {

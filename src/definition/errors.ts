@@ -65,6 +65,10 @@ export const ErrorCode = {
   pipelineError: 'KAON_PIPELINE_ERROR',
   /** A broken invariant in Kaon's own bookkeeping: refused, never papered over. */
   internal: 'KAON_INTERNAL',
+  /** A keyed worker got a plaintext payload: it refused it and ran no code. */
+  plaintextRefused: 'KAON_PLAINTEXT_REFUSED',
+  /** A component without the key was refused in a deployment marked encrypted, before it wrote anything. */
+  encryptionRequired: 'KAON_ENCRYPTION_REQUIRED',
 } as const;
 
 const MAX_RECEIVED = 80;

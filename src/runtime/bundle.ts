@@ -10,6 +10,9 @@ import { tracingWorkflowModules } from './telemetry';
 /** This Kaon's own modules: src/ when it runs from its TypeScript sources, dist/ when built (or installed). */
 const KAON_MODULES = path.resolve(__dirname, '..');
 
+/** The workflow interceptors that refuse plaintext inputs at a keyed worker (workflow/plaintext-guard.ts). */
+const PLAINTEXT_GUARD = require.resolve('../workflow/plaintext-guard');
+
 /** `kaon` imports in workflow code resolve to the Kaon that bundles them (never a second copy). */
 const SUBPATHS: Record<string, string> = {
   'kaon$': path.join(KAON_MODULES, 'definition', 'index'),
@@ -80,8 +83,9 @@ function bundle(workflowsPath: string, opts: { tracing?: boolean; failureConvert
     workflowsPath: writeWorkflowEntry(workflowsPath),
     // With an encryption key: the failure converter that moves messages into (encrypted) attributes.
     ...(opts.failureConverterPath ? { failureConverterPath: opts.failureConverterPath } : {}),
+    // Always: the plaintext guard (it acts only on a keyed worker's refused payloads; otherwise it adds no commands).
     // Traces: the OpenTelemetry workflow interceptors (sandbox-safe; they add no commands, so histories replay either way).
-    ...(opts.tracing ? { workflowInterceptorModules: tracingWorkflowModules() } : {}),
+    workflowInterceptorModules: [PLAINTEXT_GUARD, ...(opts.tracing ? tracingWorkflowModules() : [])],
     logger: { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: (m) => process.stderr.write(`${m}\n`), error: (m) => void errors.push(m), log: () => undefined },
     webpackConfigHook: (config) => {
       const alias = SUBPATHS;

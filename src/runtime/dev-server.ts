@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -119,7 +119,15 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   if (dbFile) args.push('--db-filename', dbFile);
   if (uiPort === undefined) args.push('--headless');
   else args.push('--ui-port', String(uiPort));
-  if (uiPort !== undefined && opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
+  // The codec endpoint carries the codec server's token in its path (the Web UI cannot send a header). A flag would
+  // show it to every user of the machine in `ps`; the Temporal CLI also reads any flag from an env file (`--env-file`,
+  // `--env`), so it goes there: a 0600 file, removed once the server has read it.
+  let envFile: string | undefined;
+  if (uiPort !== undefined && opts.uiCodecEndpoint) {
+    envFile = path.join(home, `temporal-dev-${port}-${process.pid}.yaml`);
+    writeFileSync(envFile, `# Written by Kaon for its dev server; removed once it started.\nenv:\n  kaon-dev:\n    ui-codec-endpoint: ${JSON.stringify(opts.uiCodecEndpoint)}\n`, { mode: 0o600 });
+    args.push('--env-file', envFile, '--env', 'kaon-dev');
+  }
   for (const key of Object.values(SA)) args.push('--search-attribute', `${key}=Keyword`);
   // The dev server polls its transfer queue at 20/s by default, which alone puts a 50 ms floor under every
   // sequential step (measured by npm run bench); a single-machine server can afford far more.
@@ -137,6 +145,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     await waitReady(address, namespace, deadline, child);
   } catch (err) {
     kill();
+    if (envFile) rmSync(envFile, { force: true });
     throw new KaonError({
       code: ErrorCode.temporalCli,
       what: `the Temporal dev server did not become ready at ${address}: ${(err as Error).message}`,
@@ -144,6 +153,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
       cause: err,
     });
   }
+  if (envFile) rmSync(envFile, { force: true });
   const uiUrl = uiPort === undefined ? undefined : `http://127.0.0.1:${uiPort}`;
   return {
     address,

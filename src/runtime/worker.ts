@@ -20,7 +20,10 @@ import { DEFAULT_DEPLOYMENT, KaonDeployments } from '../client/deployments';
 import { DEFAULT_TASK_QUEUE, nativeConnectionConfig } from './config';
 import { checkNamespace, withConnectErrors } from '../client/connect-errors';
 import { defaultArtifactStore } from './artifacts';
-import { kaonDataConverter } from '../data/codec';
+import { converterEncrypts, kaonDataConverter, refusingPlaintext } from '../data/codec';
+import { fetchMark, keylessRefusal, markCovering } from '../client/encryption-mark';
+import { refusePlaintextArgs } from '../definition/internal/plaintext';
+import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { kaonHome, projectRoot } from './paths';
 import type { KaonMetrics } from '../observe/metrics';
 import { tracingConfigured } from '../observe/otel-env';
@@ -68,6 +71,8 @@ export interface KaonWorkerOptions {
   tracing?: boolean;
   /** Records step attempts elsewhere. Default: MLflow when MLFLOW_TRACKING_URI is set, else none; pass null for none. */
   bookkeeping?: StepActivityDeps['bookkeeping'] | null;
+  /** The environment read for KAON_ENCRYPTION (default process.env): `required` refuses to start without a key. */
+  env?: NodeJS.ProcessEnv;
   /** Extra Temporal worker options (concurrency limits, interceptors…). */
   workerOptions?: Partial<Omit<WorkerOptions, 'taskQueue' | 'activities' | 'workflowsPath' | 'workflowBundle' | 'connection'>>;
 }
@@ -180,8 +185,22 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   // What a killed worker left on this machine (step process groups, work dirs) goes before this one takes steps.
   sweepDeadSteps(liveStepsDir(kaonHome()), (m) => Runtime.instance().logger.info(m));
   // Encrypted payloads (AES-GCM) when $KAON_ENCRYPTION_KEY_FILE is set; the same converter reads earlier histories.
-  const dataConverter = opts.workerOptions?.dataConverter ?? kaonDataConverter();
-  const prior = priorStepsFromHistory(connection, namespace, loadDataConverter(dataConverter));
+  const readConverter = opts.workerOptions?.dataConverter ?? kaonDataConverter();
+  // With a key, a plaintext input is refused (the codec marks it; the interceptors below and the bundle's refuse it).
+  const dataConverter = refusingPlaintext(readConverter);
+  if (!converterEncrypts(dataConverter)) {
+    // Without a key, a worker in a deployment marked encrypted refuses to start: it could only fail every task.
+    const mark = await fetchMark((req) => connection.workflowService.describeNamespace(req), namespace, opts.env ?? process.env).catch(async (err: unknown) => {
+      if (!opts.connection) await connection.close();
+      throw err;
+    });
+    const setting = markCovering(mark, taskQueue);
+    if (setting) {
+      if (!opts.connection) await connection.close();
+      throw keylessRefusal({ who: `the worker for task queue ${taskQueue}`, action: 'start', namespace, taskQueue, setting });
+    }
+  }
+  const prior = priorStepsFromHistory(connection, namespace, loadDataConverter(readConverter));
   const bookkeeping = opts.bookkeeping === null ? undefined : (opts.bookkeeping ?? mlflowFromEnv());
   const served = { ...createStepActivities({ impls, steps, executors, artifacts: store, memo, prior, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(bookkeeping ? { bookkeeping } : {}) }), ...createMapActivities(store) };
   const known = Object.keys(served).filter((n) => !n.startsWith('kaon.')).sort();
@@ -205,6 +224,15 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
   if (deployment && !/^[A-Za-z0-9_.:-]{1,200}$/.test(deployment.buildId)) {
     throw new KaonError({ code: ErrorCode.config, what: `build id ${JSON.stringify(deployment.buildId)} is not valid`, fix: "use letters, digits and '_.:-', e.g. the git commit: --build-id $(git rev-parse --short HEAD)" });
   }
+  // Steps: a plaintext input at a keyed worker fails the attempt, non-retryably, before the step's code runs.
+  const plaintextGuard: ActivityInterceptorsFactory = (ctx) => ({
+    inbound: {
+      execute: async (input, next) => {
+        refusePlaintextArgs(input.args, `the input of step ${ctx.info.activityType} (${ctx.info.activityId})`);
+        return next(input);
+      },
+    },
+  });
   const workers: Worker[] = [];
   for (const q of wanted) {
     const isDefault = q === 'default';
@@ -216,7 +244,6 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
         activities,
         ...(isDefault && bundle ? { workflowBundle: bundle } : {}),
         shutdownGraceTime: grace,
-        dataConverter,
         // Cancellation reaches a step through heartbeats; keep the throttle short so it arrives in seconds.
         defaultHeartbeatThrottleInterval: '1s',
         maxHeartbeatThrottleInterval: '2s',
@@ -224,12 +251,12 @@ export async function createKaonWorker(opts: KaonWorkerOptions): Promise<KaonWor
           ? { workerDeploymentOptions: { version: { deploymentName, buildId: deployment.buildId }, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' as const } }
           : {}),
         ...opts.workerOptions,
-        ...(tracing
-          ? {
-              interceptors: { ...opts.workerOptions?.interceptors, activity: [...tracing.interceptors.activity!, ...(opts.workerOptions?.interceptors?.activity ?? [])] },
-              sinks: { ...opts.workerOptions?.sinks, ...tracing.sinks },
-            }
-          : {}),
+        dataConverter,
+        interceptors: {
+          ...opts.workerOptions?.interceptors,
+          activity: [plaintextGuard, ...(tracing?.interceptors.activity ?? []), ...(opts.workerOptions?.interceptors?.activity ?? [])],
+        },
+        ...(tracing ? { sinks: { ...opts.workerOptions?.sinks, ...tracing.sinks } } : {}),
       }),
     );
   }

@@ -46,8 +46,9 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: false });
 }
 
+/** Open a page as a user does: through the printed URL, which sets the token's cookie (each page is its own context). */
 async function open(page: Page, hash: string): Promise<void> {
-  await page.goto(`${board.url}${hash}`);
+  await page.goto(`${board.tokenUrl}${hash}`);
   await page.waitForSelector('main[data-ready="1"]', { timeout: 60_000 });
 }
 
@@ -111,7 +112,7 @@ describe('the Kaon board in headless Chromium', { timeout: 900_000 }, () => {
     for (const e of ['ingest->validateData', 'ingest->foreach:0', 'validateData->foreach:0', 'foreach:0->championChallenger', 'foreach:0->foreach:1', 'championChallenger->foreach:1']) assert.ok(pairs.includes(e), `edge ${e} in ${pairs.join(', ')}`);
     assert.ok(edges.some((e) => e.startsWith('ingest->foreach:0') && e.includes('edge-data')), 'the interactions artifacts flow from ingest into the foreach');
     // The DOM's edges are the API's, collapsed onto the drawn nodes; nothing invented.
-    const api = (await (await fetch(`${board.url}api/run?id=${encodeURIComponent(first.id)}`)).json()) as { state: { steps: { key: string; foreach?: number }[] }; edges: { from: string; to: string }[] };
+    const api = (await (await fetch(`${board.url}api/run?id=${encodeURIComponent(first.id)}`, { headers: { authorization: 'Bearer test-token-123' } })).json()) as { state: { steps: { key: string; foreach?: number }[] }; edges: { from: string; to: string }[] };
     const nodeOf = (k: string) => {
       const st = api.state.steps.find((s) => s.key === k);
       return st?.foreach !== undefined ? `foreach:${st.foreach}` : k;
@@ -213,14 +214,14 @@ describe('the Kaon board in headless Chromium', { timeout: 900_000 }, () => {
     await page.close();
   });
 
-  test('gates: without the token a decision is refused (401); with it the gate is approved and the run page updates live', async () => {
+  test('gates: without the token the page shows nothing and a decision is refused (401); with it the gate is approved and the run page updates live', async () => {
     const run = await env.kaon.start(boardCheck, { n: 5, gate: true }, { taskQueue: fixtureQueue });
     await until('the gate to wait', async () => (await run.progress()).gates?.some((g) => g.status === 'waiting'));
     // The API refuses without the token, and with a wrong one.
     for (const headers of [{}, { 'x-kaon-token': 'wrong' }] as Record<string, string>[]) {
       const res = await fetch(`${board.url}api/gates/decide`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ run: run.id, gate: 'ship', decision: 'approve' }) });
       assert.equal(res.status, 401);
-      assert.match(((await res.json()) as { error: string }).error, /needs the board token\. To fix:/);
+      assert.match(((await res.json()) as { error: string }).error, /needs its token, for reads too.*To fix:/);
     }
     // A page of another site that rebinds its name to 127.0.0.1 is not answered.
     const rebound = await new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -236,21 +237,21 @@ describe('the Kaon board in headless Chromium', { timeout: 900_000 }, () => {
     assert.equal(rebound.status, 421);
     assert.match(rebound.body, /answers to 127\.0\.0\.1 or localhost/);
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    // Read-only without the token: the button's request is refused and the gate still waits.
-    await open(page, '#/gates');
-    const gate = page.locator(`.gate[data-run="${run.id}"]`);
-    await gate.locator('button.approve').click();
-    await page.waitForSelector('.decision-result .error');
-    assert.match(await gate.locator('.decision-result').innerText(), /needs the board token/);
+    // Without the token (the bare address): the page loads, but the API answers nothing, so no gate shows.
+    await page.goto(`${board.url}#/gates`);
+    await page.waitForSelector('main[data-ready="1"]', { timeout: 60_000 });
+    assert.match(await page.locator('main .error').innerText(), /needs its token, for reads too/);
+    assert.equal(await page.locator(`.gate[data-run="${run.id}"]`).count(), 0);
     assert.equal((await run.progress()).gates?.[0]?.status, 'waiting');
-    await shot(page, 'gates');
     // With the token (the printed URL): approve; the run page, open in another tab, turns succeeded by itself.
     const runPage = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     await open(runPage, `#/run?id=${encodeURIComponent(run.id)}`);
     assert.equal(await runPage.locator('#run-status [data-status]').getAttribute('data-status'), 'waiting');
     await page.goto(`${board.tokenUrl}#/gates`);
-    await page.waitForSelector('main[data-ready="1"]');
+    await page.waitForSelector(`.gate[data-run="${run.id}"]`);
     assert.ok(!page.url().includes('token='), 'the token leaves the address bar');
+    assert.ok(page.url().endsWith('#/gates'), `the route survives the redirect: ${page.url()}`);
+    await shot(page, 'gates');
     await page.locator(`.gate[data-run="${run.id}"] button.approve`).click();
     await page.waitForSelector(`.gate[data-run="${run.id}"] .decision-result [data-status="approved"]`);
     await run.result();

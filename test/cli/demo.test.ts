@@ -89,9 +89,9 @@ describe('kaon demo and kaon dev', { timeout: 400_000 }, () => {
       assert.match(r.stdout, new RegExp(`^Web UI: http://127\\.0\\.0\\.1:${uiPort}/namespaces/default/workflows/${id}$`, 'm'));
       assert.match(r.stdout, /^best: /m);
       // kaon dev serves the board too: its URL is printed, and it lists the run.
-      const boardUrl = /^kaon dev: board {2}(http:\/\/127\.0\.0\.1:\d+\/)\?token=[\w-]+$/m.exec(dev.stdout)?.[1];
+      const [, boardUrl, boardToken] = /^kaon dev: board {2}(http:\/\/127\.0\.0\.1:\d+\/)\?token=([\w-]+)$/m.exec(dev.stdout) ?? [];
       assert.ok(boardUrl, dev.stdout);
-      const listed = (await (await fetch(`${boardUrl}api/runs?q=${id}`)).json()) as { runs: { id: string; status: string }[] };
+      const listed = (await (await fetch(`${boardUrl}api/runs?q=${id}`, { headers: { authorization: `Bearer ${boardToken}` } })).json()) as { runs: { id: string; status: string }[] };
       assert.deepEqual(listed.runs.map((x) => [x.id, x.status]), [[id, 'succeeded']]);
 
       dev.child.kill('SIGINT');

@@ -3,7 +3,8 @@
 // client, board, CLI and codec server read it all back. Key rotation, unknown keys and bad key files.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -185,7 +186,8 @@ test('control: the same check finds the marker when the client has no key (param
   const marker = `MARK-${randomUUID()}`;
   const plain = await connect({ connection: env.temporal.connection as Connection, taskQueue: env.taskQueue, dataConverter: kaonDataConverter({ env: {} }) });
   const run = await plain.start(secret, { marker });
-  await kaonA.run(run.id).result();
+  // The keyed worker refuses the plaintext run (test/security/fail-closed.test.ts); its params are in history all the same.
+  await assert.rejects(kaonA.run(run.id).result(), /arrived in plaintext.*\[KAON_PLAINTEXT_REFUSED\]/);
   assert.ok((await historyBytes(run.id)).includes(marker), 'a plaintext param is visible in raw history: the detector works');
 });
 
@@ -195,7 +197,7 @@ test("the board's HTTP API returns decoded params, results, step input/output an
   const blind = await startBoard({ kaon: plain, artifacts: env.artifacts, token: 'codec-test-token-1234', assetsDir: path.join(ROOT, 'dist', 'board') });
   try {
     const get = async (b: typeof board, p: string) => {
-      const res = await fetch(`${b.url.replace(/\/$/, '')}${p}`);
+      const res = await fetch(`${b.url.replace(/\/$/, '')}${p}`, { headers: { authorization: 'Bearer codec-test-token-1234' } });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     };
     const r = await get(board, `/api/run?id=${encodeURIComponent(okRun)}`);
@@ -303,7 +305,8 @@ test('kaon codec-server: refuses to start without a token, or with a bad port or
   const ac = new AbortController();
   const exited = runCli(['codec-server', '--port', '0'], io({ ...keyEnv, KAON_CODEC_SERVER_TOKEN: 'codec-token-0123456789' }, ac.signal));
   const url = await until('the codec server URL', () => Promise.resolve(/kaon codec-server: (http:\/\/127\.0\.0\.1:\d+) /.exec(out.join(''))?.[1]), 20_000);
-  assert.match(out.join(''), /temporal server start-dev --ui-codec-endpoint http:\/\/127\.0\.0\.1:\d+\/codec-token-0123456789/);
+  assert.match(out.join(''), /Web UI: KAON_CODEC_ENDPOINT=http:\/\/127\.0\.0\.1:\d+\/codec-token-0123456789 kaon dev/);
+  assert.doesNotMatch(out.join(''), /--ui-codec-endpoint http/, 'no advice to put the token on a command line');
   const res = await fetch(`${url}/encode`, { method: 'POST', headers: { authorization: 'Bearer codec-token-0123456789' }, body: JSON.stringify({ payloads: [] }) });
   assert.equal(res.status, 200);
   assert.equal((await fetch(`${url}/encode`, { method: 'POST', body: '{"payloads":[]}' })).status, 401);
@@ -328,6 +331,13 @@ test('a dev server started with KAON_CODEC_ENDPOINT gives its Web UI the codec s
   try {
     const settings = (await (await fetch(`${dev.uiUrl}/api/v1/settings`)).json()) as { Codec: { Endpoint: string } };
     assert.equal(settings.Codec.Endpoint, codec.uiEndpoint);
+    // No secret on a command line: the token is in no process's arguments (the dev server read it from a 0600 file,
+    // since removed), though the server has it.
+    const ps = execFileSync('ps', ['-eo', 'pid,args', '-ww'], { encoding: 'utf8' });
+    const line = ps.split('\n').find((l) => l.trim().startsWith(`${dev.pid} `));
+    assert.ok(line && /server start-dev .*--env-file \S+ --env kaon-dev/.test(line), `the dev server is in ps: ${line}`);
+    assert.ok(!ps.includes('codec-token-0123456789'), 'the codec token is not in ps output');
+    assert.ok(!existsSync(line.split('--env-file ')[1]!.split(' ')[0]!), 'the env file is gone once the server started');
     // What the UI does with it: a preflight, then POST <endpoint>/decode from its origin with X-Namespace.
     const pre = await fetch(`${settings.Codec.Endpoint}/decode`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace' } });
     assert.equal(pre.headers.get('access-control-allow-origin'), origin);

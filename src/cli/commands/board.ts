@@ -12,11 +12,11 @@ export const boardCommand: CommandSpec = {
   },
   notes: [
     'The board reads Temporal (TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / envconfig) and the artifact store (KAON_ARTIFACTS), nothing else.',
-    'Approving or rejecting a gate needs the token in the printed URL (or $KAON_BOARD_TOKEN); pages are read-only without it.',
+    'Every page and API call needs the token: open the printed URL (…/?token=…), which sets a cookie. The token is $KAON_BOARD_TOKEN, else the file $KAON_BOARD_TOKEN_FILE, else random.',
   ],
   async run({ io, values }) {
     const ui = str(values, 'ui-url');
-    const { kaon, target, close } = await connectClient(io.env, ui ? { ui } : {});
+    const { kaon, target, close } = await connectClient(io.env, { who: 'kaon board', ...(ui ? { ui } : {}) });
     try {
       const board = await hostBoard(io, kaon, ui ?? target.ui, values, 'kaon board', { host: 'host', port: 'port' });
       try {

@@ -211,8 +211,8 @@ export const codecServerCommand: CommandSpec = {
       if (noAuth) say(io.stderr, 'kaon codec-server: warning: --no-auth: any program on this machine can decrypt payloads through it');
       say(io.stdout, `kaon codec-server: ${server.url} (POST /encode, /decode); key "${keyring.keys[0]!.id}" encrypts, ${keyring.keys.map((k) => `"${k.id}"`).join(', ')} decrypt (${keyring.file})`);
       say(io.stdout, `kaon codec-server: CORS for ${corsOrigins.join(', ')}`);
-      say(io.stdout, `kaon codec-server: Web UI: temporal server start-dev --ui-codec-endpoint ${server.uiEndpoint}`);
-      say(io.stdout, `kaon codec-server:   (or KAON_CODEC_ENDPOINT=${server.uiEndpoint} kaon dev; or paste it in the UI's Data Encoder settings)`);
+      say(io.stdout, `kaon codec-server: Web UI: KAON_CODEC_ENDPOINT=${server.uiEndpoint} kaon dev`);
+      say(io.stdout, 'kaon codec-server:   (or paste it in the UI\'s Data Encoder settings; with a bare `temporal server start-dev`, put `ui-codec-endpoint` in an --env-file, not on its command line, where ps shows the token)');
       if (!noAuth) say(io.stdout, `kaon codec-server: CLI: temporal workflow show -w <id> --codec-endpoint ${server.url} --codec-auth "Bearer <token>"`);
       say(io.stdout, 'kaon codec-server: Ctrl-C to stop');
       await new Promise<void>((resolve) => {

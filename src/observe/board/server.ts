@@ -1,6 +1,9 @@
 // The Kaon board's HTTP server: a JSON API under /api/ over Temporal (visibility, the progress query, describe,
-// history) and the artifact store, plus the static front end. No database of its own. GETs are open on the
-// address it listens on; anything that changes state (approve/reject a gate) needs the token.
+// history) and the artifact store, plus the static front end. No database of its own.
+// Every /api/ request needs the board's token, reads too (they show decrypted params, outputs and errors): an
+// HttpOnly cookie set by opening the printed URL (…/?token=…, as Jupyter does), or `Authorization: Bearer <token>`.
+// Writes sent with the cookie also need the X-Kaon-Request header, which a cross-site form cannot send. Static
+// assets and GET /healthz stay open.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -32,7 +35,7 @@ export interface BoardOptions {
   host?: string;
   /** Default 0 (any free port). */
   port?: number;
-  /** Required for state-changing requests. Default: $KAON_BOARD_TOKEN, else random. */
+  /** Required for every API request. Default: $KAON_BOARD_TOKEN, else random. */
   token?: string;
   /** Folder with index.html, board.js, board.css (built by `npm run build:board`). */
   assetsDir: string;
@@ -41,7 +44,7 @@ export interface BoardOptions {
 export interface Board {
   /** `http://host:port/` */
   url: string;
-  /** The URL with the token, to print: opening it lets the page approve and reject. */
+  /** The URL with the token, to print: opening it sets the cookie that lets the page read runs and decide gates. */
   tokenUrl: string;
   token: string;
   close(): Promise<void>;
@@ -65,6 +68,19 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
 }
 
 const STATIC_TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.map': 'application/json' };
+
+/** The cookie that carries the token; its name holds the port, since browsers share cookies across a host's ports. */
+export function boardCookieName(port: number): string {
+  return `kaon-board-${port}`;
+}
+
+function cookie(req: http.IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return undefined;
+}
 
 function tokenOk(given: string | undefined, token: string): boolean {
   if (!given) return false;
@@ -510,14 +526,36 @@ export async function startBoard(opts: BoardOptions): Promise<Board> {
       json(res, 421, { error: `this board answers to 127.0.0.1 or localhost, not ${JSON.stringify(req.headers.host ?? '')}. To fix: open the URL kaon board printed, or start it with --host <address> to serve other names` });
       return;
     }
-    if (req.method === 'POST' || req.method === 'PUT' || req.method === 'DELETE' || req.method === 'PATCH') {
-      const given = req.headers['x-kaon-token'] ?? (req.headers.authorization?.startsWith('Bearer ') ? req.headers.authorization.slice(7) : undefined);
-      if (!tokenOk(Array.isArray(given) ? given[0] : given, token)) {
-        json(res, 401, { error: 'this request changes state and needs the board token. To fix: open the board with the URL `kaon board` printed (it carries ?token=…), or send the header X-Kaon-Token: $KAON_BOARD_TOKEN' });
+    if (p === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) return json(res, 200, { ok: true });
+    // The printed URL: a right token sets the cookie and redirects to the page without it (the hash route stays).
+    const given = q.get('token');
+    if (given !== null && (p === '/' || p === '/index.html') && req.method === 'GET') {
+      if (!tokenOk(given, token)) {
+        json(res, 401, { error: 'wrong board token in the URL. To fix: open the URL `kaon board` printed last (a new board makes a new token unless KAON_BOARD_TOKEN or KAON_BOARD_TOKEN_FILE fixes it)' });
         return;
       }
-      if (req.method === 'POST' && p === '/api/gates/decide') return json(res, 200, await decide(req));
-      return json(res, 404, { error: `no ${req.method} ${p}` });
+      res.writeHead(303, { location: '/', 'set-cookie': `${cookieName}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
+      res.end();
+      return;
+    }
+    if (p.startsWith('/api/')) {
+      const header = (Array.isArray(req.headers['x-kaon-token']) ? req.headers['x-kaon-token'][0] : req.headers['x-kaon-token']) ?? (/^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim());
+      const fromCookie = cookie(req, cookieName);
+      if (!tokenOk(header, token) && !tokenOk(fromCookie, token)) {
+        res.setHeader('www-authenticate', 'Bearer');
+        json(res, 401, { error: `the board's API needs its token, for reads too (they show decrypted run data). To fix: open the board with the URL \`kaon board\` printed (…/?token=…), which sets a cookie; or send Authorization: Bearer <token> ($KAON_BOARD_TOKEN)` });
+        return;
+      }
+      const writes = req.method !== 'GET' && req.method !== 'HEAD';
+      // A cookie rides along on any same-site request, forms included: a write must also prove it comes from the page.
+      if (writes && !tokenOk(header, token) && req.headers['x-kaon-request'] !== 'board') {
+        json(res, 403, { error: 'a state-changing request with the cookie alone is refused (it could come from a form on another page). To fix: send the header X-Kaon-Request: board, as the board\'s page does, or Authorization: Bearer <token>' });
+        return;
+      }
+      if (writes) {
+        if (req.method === 'POST' && p === '/api/gates/decide') return json(res, 200, await decide(req));
+        return json(res, 404, { error: `no ${req.method} ${p}` });
+      }
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `method ${req.method} is not allowed` });
     if (p === '/api/info') return json(res, 200, { namespace, ui: opts.ui, taskQueue: kaon.taskQueue });
@@ -554,6 +592,7 @@ export async function startBoard(opts: BoardOptions): Promise<Board> {
   if (!existsSync(path.join(opts.assetsDir, 'index.html'))) {
     throw new KaonError({ code: ErrorCode.config, what: `the board's front end is not built (no ${path.join(opts.assetsDir, 'index.html')})`, fix: 'run `npm run build:board` in the Kaon checkout' });
   }
+  let cookieName = boardCookieName(opts.port ?? 0);
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (res.headersSent) {
@@ -572,6 +611,7 @@ export async function startBoard(opts: BoardOptions): Promise<Board> {
     server.listen(opts.port ?? 0, host, () => resolve());
   });
   const addr = server.address() as { port: number };
+  cookieName = boardCookieName(addr.port);
   const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
   const url = `http://${shown}:${addr.port}/`;
   return {

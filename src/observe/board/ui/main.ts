@@ -82,17 +82,8 @@ interface CardDoc {
 }
 
 // ---- plumbing ----
-const TOKEN_KEY = 'kaon-board-token';
-{
-  const params = new URLSearchParams(location.search);
-  const t = params.get('token');
-  if (t) {
-    sessionStorage.setItem(TOKEN_KEY, t);
-    history.replaceState(null, '', location.pathname + location.hash);
-  }
-}
-const token = () => sessionStorage.getItem(TOKEN_KEY) ?? '';
-
+// Reads and writes carry the board's token as an HttpOnly cookie, set when the page was opened with the URL
+// `kaon board` printed (…/?token=…): this script never sees the token. Writes add a header a cross-site form cannot.
 async function api<T>(path: string, init?: RequestInit): Promise<T> {
   const res = await fetch(path, init);
   const body = (await res.json().catch(() => ({ error: `HTTP ${res.status}` }))) as T & { error?: string };
@@ -655,14 +646,14 @@ async function schedulesPage(): Promise<void> {
 // ---- Gates ----
 async function gatesPage(): Promise<void> {
   const { gates } = await api<{ gates: { run: string; pipeline: string; gate: { gate: string; requestedAt: number; timeoutAt?: number; details?: unknown } | null; ui?: string }[] }>('/api/gates');
-  put(h('h1', {}, 'Gates'), token() ? null : h('div', { class: 'gate-note' }, 'Read-only: approving needs the board token. Open the board with the URL `kaon board` printed (…?token=…).'));
+  put(h('h1', {}, 'Gates'));
   if (!gates.length) put(h('p', { class: 'dim' }, 'No run waits for an approval.'));
   for (const g of gates) {
     const msg = h('span', { class: 'decision-result' });
     const comment = h('input', { placeholder: 'comment', name: 'comment' });
     const decide = async (decision: 'approve' | 'reject') => {
       try {
-        const r = await api<{ gate: { status: string } }>('/api/gates/decide', { method: 'POST', headers: { 'content-type': 'application/json', 'x-kaon-token': token() }, body: JSON.stringify({ run: g.run, gate: g.gate?.gate, decision, comment: comment.value }) });
+        const r = await api<{ gate: { status: string } }>('/api/gates/decide', { method: 'POST', headers: { 'content-type': 'application/json', 'x-kaon-request': 'board' }, body: JSON.stringify({ run: g.run, gate: g.gate?.gate, decision, comment: comment.value }) });
         msg.replaceChildren(badge(r.gate.status));
       } catch (err) {
         msg.replaceChildren(errorBox(err));
