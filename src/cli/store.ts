@@ -1,6 +1,7 @@
 // The artifact store as the CLI sees it: the same setting (KAON_ARTIFACTS) the workers use.
 import path from 'node:path';
 import type { ArtifactStore } from '../data/store';
+import type { ArtifactRef } from '../definition/artifact-ref';
 import { checkKaonHome } from '../runtime/paths';
 import { artifactStore } from './lazy';
 
@@ -22,4 +23,21 @@ export function humanSize(bytes: number): string {
     i++;
   }
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+/** Lines of sweep manifests read from the workers' store, for the client's sweep-item lookups (`score[2]`). */
+export function manifestReader(store: ArtifactStore): { line(ref: ArtifactRef, i: number): Promise<unknown> } {
+  return {
+    async line(ref, i) {
+      const { createInterface } = await import('node:readline');
+      const rl = createInterface({ input: await store.getStream(ref), crlfDelay: Infinity });
+      let n = 0;
+      try {
+        for await (const text of rl) if (n++ === i) return JSON.parse(text) as unknown;
+      } finally {
+        rl.close();
+      }
+      return undefined;
+    },
+  };
 }

@@ -25,7 +25,7 @@ import { assertJsonValue } from '../definition/json-value';
 
 /** Params above this are refused at once: workflow history is no place for data. */
 const MAX_PARAMS_BYTES = 1024 * 1024;
-import { checkRecordedInput, readStepCall, type StepCallRecord } from './step-calls';
+import { checkRecordedInput, readStepCall, type ManifestReader, type StepCallRecord } from './step-calls';
 import type { StepDef, StepParsedInput } from '../definition/step';
 
 export interface ConnectOptions {
@@ -283,8 +283,8 @@ export class KaonClient {
   }
 
   /** A past step call of a run, from its history: step, pipeline, recorded input, status, attempts, last failure. */
-  stepCall(runId: string, key: string): Promise<StepCallRecord> {
-    return readStepCall(this.temporal, runId, key);
+  stepCall(runId: string, key: string, opts: { reader?: ManifestReader } = {}): Promise<StepCallRecord> {
+    return readStepCall(this.temporal, runId, key, opts.reader);
   }
 
   /**

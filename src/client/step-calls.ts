@@ -5,8 +5,12 @@ import { decodeRaw } from '../data/codec';
 import { ErrorCode, KaonError, parseOrThrow } from '../definition/errors';
 import type { StepCall } from '../definition/internal/protocol';
 import type { StepDef, StepParsedInput } from '../definition/step';
+import type { ArtifactRef } from '../definition/artifact-ref';
+import { boundedId } from '../definition/internal/ids';
+import { applyTemplate, type MapSpec } from '../definition/internal/map';
+import type { Sweep, SweepLine } from '../definition/sweep';
 
-export type StepCallStatus = 'scheduled' | 'running' | 'succeeded' | 'failed' | 'timed out' | 'cancelled';
+export type StepCallStatus = 'scheduled' | 'running' | 'succeeded' | 'failed' | 'timed out' | 'cancelled' | 'not run';
 
 /** One step call of a run, as its history recorded it. */
 export interface StepCallRecord {
@@ -26,7 +30,20 @@ export interface StepCallRecord {
   attempts: number;
   /** The last failure's message (ActivityTaskFailed / timed out, or a pending activity's last failure). */
   failure?: string;
+  /** A k.map item (`score[2]`): its sweep, index, and output when it has one. */
+  item?: { sweep: string; index: number; output?: unknown; cached?: boolean; resumed?: boolean };
 }
+
+/**
+ * Reads lines of JSON-lines artifacts (a sweep's items manifest and results manifest) for the client, which holds
+ * no artifact store itself: the CLI passes one built on its store (src/cli/store.ts).
+ */
+export interface ManifestReader {
+  /** Line `i` (0-based) of the artifact, parsed; undefined past its end. */
+  line(ref: ArtifactRef, i: number): Promise<unknown>;
+}
+
+const ITEM_KEY = /^(.+)\[(\d+)\]$/;
 
 interface Failure {
   message?: string | null;
@@ -39,8 +56,12 @@ function failureText(f: Failure | null | undefined): string | undefined {
   return f.cause?.message ? `${f.message ?? ''}: ${f.cause.message}` : (f.message ?? undefined);
 }
 
-/** Read the step call `key` of run `runId` from its history (the latest execution of that workflow id). */
-export async function readStepCall(temporal: Client, runId: string, key: string): Promise<StepCallRecord> {
+/**
+ * Read the step call `key` of run `runId` from its history (the latest execution of that workflow id). A key
+ * `<sweep>[i]` that is no step call of the run is item i of its k.map `<sweep>`, at any batch size: its input
+ * comes from the sweep's spec (inline) or its items manifest, its outcome from the results (with `reader`).
+ */
+export async function readStepCall(temporal: Client, runId: string, key: string, reader?: ManifestReader): Promise<StepCallRecord> {
   const handle = temporal.workflow.getHandle(runId);
   let history: Awaited<ReturnType<typeof handle.fetchHistory>>;
   try {
@@ -88,6 +109,11 @@ export async function readStepCall(temporal: Client, runId: string, key: string)
     const cancelled = e.activityTaskCanceledEventAttributes;
     if (cancelled && String(cancelled.scheduledEventId) === scheduledId) record.status = 'cancelled';
   }
+  const item = record ? undefined : ITEM_KEY.exec(key);
+  if (item) {
+    const found = await readSweepItem(temporal, runId, item[1]!, Number(item[2]), reader);
+    if (found) return found;
+  }
   if (!record) {
     const known = [...new Set(keys)];
     throw new KaonError({
@@ -105,6 +131,55 @@ export async function readStepCall(temporal: Client, runId: string, key: string)
       if (f) record.failure = f;
     }
   }
+  return record;
+}
+
+/** Item `index` of the sweep `sweepKey` of a run, or undefined when the run has no such sweep. */
+export async function readSweepItem(temporal: Client, runId: string, sweepKey: string, index: number, reader?: ManifestReader): Promise<StepCallRecord | undefined> {
+  const coordinator = temporal.workflow.getHandle(boundedId(`${runId}/${sweepKey}`));
+  let history: Awaited<ReturnType<typeof coordinator.fetchHistory>>;
+  try {
+    history = await coordinator.fetchHistory();
+  } catch {
+    return undefined;
+  }
+  await decodeRaw(temporal.options.loadedDataConverter, history);
+  const convert = temporal.options.loadedDataConverter.payloadConverter;
+  let spec: MapSpec | undefined;
+  let sweep: Sweep | undefined;
+  for (const e of history.events ?? []) {
+    const started = e.workflowExecutionStartedEventAttributes;
+    if (started?.input?.payloads?.[0]) spec = convert.fromPayload<MapSpec>(started.input.payloads[0]);
+    const done = e.workflowExecutionCompletedEventAttributes;
+    if (done?.result?.payloads?.[0]) sweep = convert.fromPayload<Sweep>(done.result.payloads[0]);
+  }
+  if (!spec || typeof spec !== 'object' || !spec.source) return undefined;
+  const where = `item ${index} of sweep "${sweepKey}" in run ${runId}`;
+  const total = spec.source.kind === 'inline' ? spec.source.inputs.length : sweep?.total;
+  if (total !== undefined && index >= total) {
+    throw new KaonError({ code: ErrorCode.notFound, what: `sweep "${sweepKey}" of run ${runId} has ${total} items, so it has no item ${index}`, fix: `pass an index from 0 to ${total - 1}` });
+  }
+  let input: unknown;
+  if (spec.source.kind === 'inline') input = spec.source.inputs[index];
+  else {
+    if (!reader) throw new KaonError({ code: ErrorCode.config, what: `the input of ${where} is in its items manifest (${spec.source.ref.uri}), and no artifact store was given to read it`, fix: 'use the kaon CLI (it reads the workers\' store: KAON_HOME or KAON_ARTIFACTS), or pass a ManifestReader' });
+    const line = await reader.line(spec.source.ref, index);
+    if (line === undefined) throw new KaonError({ code: ErrorCode.notFound, what: `the items manifest of sweep "${sweepKey}" has no line ${index + 1}`, fix: `pass an index below the sweep's item count` });
+    input = applyTemplate(spec.source.template, line, index);
+  }
+  const record: StepCallRecord = { runId, key: `${sweepKey}[${index}]`, step: spec.target.name, pipeline: spec.pipeline, input, status: sweep ? 'not run' : 'running', attempts: 0, item: { sweep: sweepKey, index } };
+  if (sweep && reader) {
+    const l = (await reader.line(sweep.results, index)) as SweepLine | undefined;
+    if (l?.ok) {
+      record.status = 'succeeded';
+      record.attempts = 1;
+      record.item = { ...record.item!, output: l.output, ...(l.cached ? { cached: true } : {}), ...(l.resumed ? { resumed: true } : {}) };
+    } else if (l) {
+      record.status = l.status === 'failed' ? 'failed' : 'not run';
+      if (l.status === 'failed') record.attempts = 1;
+      record.failure = l.error;
+    }
+  } else if (sweep) record.status = 'scheduled';
   return record;
 }
 

@@ -6,7 +6,7 @@ import type { LocalStepEvent } from '../../execution/local';
 import { flag, int, say, str, usageError, USAGE_ERROR, type CliIo, type OptionSpec, type OptionValues, type Output } from '../command';
 import { parseParams } from '../params';
 import { loadActivities, PROJECT_OPTIONS, resolveProject } from '../project';
-import { humanSize, openStore } from '../store';
+import { humanSize, manifestReader, openStore } from '../store';
 import { withClient } from '../temporal';
 import { kaonClient, localStep } from '../lazy';
 
@@ -76,6 +76,8 @@ function artifactLine(ref: ArtifactRef): string {
 
 function pastTense(call: StepCallRecord): string {
   const n = `${call.attempts} attempt${call.attempts === 1 ? '' : 's'}`;
+  // A sweep item's line says how it ended, not how many attempts its batch call made.
+  if (call.item) return call.status === 'failed' ? 'failed' : call.status === 'succeeded' ? `succeeded${call.item.resumed ? ' (reused on resume)' : call.item.cached ? ' (cached)' : ''}` : call.status === 'not run' ? 'did not run' : 'has no outcome yet';
   switch (call.status) {
     case 'failed': return `failed after ${n}`;
     case 'timed out': return `timed out after ${n}`;
@@ -102,16 +104,16 @@ export async function runStepCommand(io: CliIo, values: OptionValues, stepArg: s
     const wantedAttempt = str(values, 'attempt') === undefined ? undefined : int(COMMAND, values, 'attempt', 1, 1);
 
     // The input first (it may come from the server), then nothing below needs Temporal.
+    const project = resolveProject(io.cwd, { activities: str(values, 'activities') });
+    // The workers' store: without KAON_HOME, <project root>/.kaon (as kaon worker), not <cwd>/.kaon.
+    const store = await openStore({ cwd: io.env.KAON_HOME ? io.cwd : project.root, env: io.env });
     let call: StepCallRecord | undefined;
-    if (from) call = await withClient(io.env, (kaon) => kaon.stepCall(from, key!));
+    // A sweep item (`score[2]`) reads its input and outcome from the sweep's manifests in that store.
+    if (from) call = await withClient(io.env, (kaon) => kaon.stepCall(from, key!, { reader: manifestReader(store) }));
     const stepName = call?.step ?? stepArg!;
     if (call && stepArg && stepArg !== call.step) {
       throw usageError(COMMAND, `step key ${JSON.stringify(call.key)} of run ${from} is a call of step "${call.step}", not "${stepArg}"`, `drop <step> (the key names its step) or pass ${call.step}`);
     }
-
-    const project = resolveProject(io.cwd, { activities: str(values, 'activities') });
-    // The workers' store: without KAON_HOME, <project root>/.kaon (as kaon worker), not <cwd>/.kaon.
-    const store = await openStore({ cwd: io.env.KAON_HOME ? io.cwd : project.root, env: io.env });
     const { localRunId, localSteps } = localStep();
     const { checkRecordedInput } = kaonClient();
     const local = localSteps({ activities: loadActivities(project.activities), artifacts: store, runner: { root: project.root } });
