@@ -15,7 +15,7 @@ import { startBoard, type Board } from '../../src/observe/board/server';
 import type { RunHandle } from '../../src/client';
 import { DEFAULT_COUNTRIES, retrainRecommender } from '../../workflows/recommender';
 import * as boardSteps from '../fixtures/board';
-import { boardCheck } from '../fixtures/board/workflows';
+import { boardCheck, boardSweep } from '../fixtures/board/workflows';
 import { ROOT, runningWorker, type TestEnv } from '../support/temporal';
 
 const OUT = path.join(ROOT, 'test-output', 'board');
@@ -211,6 +211,83 @@ describe('the Kaon board in headless Chromium', { timeout: 900_000 }, () => {
     await open(page, `#/cards?run=${encodeURIComponent(run.id)}`);
     assert.match(await page.locator('article.card').first().innerText(), /<script>window.__pwned = true<\/script>/);
     assert.equal(await page.evaluate(() => (globalThis as unknown as { __pwned?: boolean }).__pwned), undefined);
+    await page.close();
+  });
+
+  test('a sweep is an item table: one page of rows, state filters, failures grouped by error, item detail', async () => {
+    const N = 60;
+    const run = await env.kaon.start(boardSweep, { n: N }, { taskQueue: fixtureQueue });
+    const sweep = await run.result();
+    assert.deepEqual([sweep.succeeded, sweep.failed], [48, 12]);
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const rows = page.locator('table.sweep-items tbody tr[data-i]');
+    const shown = () => rows.evaluateAll((els) => els.map((e) => `${e.getAttribute('data-i')}:${e.getAttribute('data-state')}`));
+    const settled = (filter: string) => page.waitForSelector(`table.sweep-items[data-filter="${filter}"]:not([data-busy])`);
+    // Clicking the sweep's node opens its item table, not the coordinator's call (step kaon.map and its input).
+    await open(page, `#/run?id=${encodeURIComponent(run.id)}`);
+    await page.locator('[data-node="boardFlaky"][data-kind="sweep"]').click();
+    await page.waitForSelector('table.sweep-items tbody tr[data-i]');
+    assert.match(page.url(), /#\/sweep\?id=.*key=boardFlaky/);
+    assert.equal(await rows.count(), N, 'a page of 100 holds the 60 items');
+    const text = await page.locator('main').innerText();
+    assert.ok(!text.includes('kaon.map') && !text.includes('"inputs"'), 'nothing of the coordinator\'s raw call');
+
+    // Paged: one page of rows in the DOM, whatever the sweep's size.
+    await open(page, `#/sweep?id=${encodeURIComponent(run.id)}&key=boardFlaky&limit=25`);
+    assert.deepEqual(await shown(), Array.from({ length: 25 }, (_, i) => `${i}:${i % 10 === 3 || i % 10 === 7 ? 'failed' : 'ok'}`));
+    assert.equal(await page.locator('.state-chips [data-state="failed"]').getAttribute('data-count'), '12');
+    assert.equal(await page.locator('.state-chips [data-state="ok"]').getAttribute('data-count'), '48');
+    await page.locator('.pager button.next').click();
+    await settled('||25');
+    assert.deepEqual((await shown()).map((r) => r.split(':')[0]), Array.from({ length: 25 }, (_, i) => String(25 + i)));
+    await shot(page, 'sweep');
+
+    // Filter by state.
+    await page.locator('.state-chips [data-state="failed"]').click();
+    await settled('failed||0');
+    assert.deepEqual(await shown(), [3, 7, 13, 17, 23, 27, 33, 37, 43, 47, 53, 57].map((i) => `${i}:failed`));
+    await page.locator('.state-chips [data-state="ok"]').click();
+    await settled('ok||0');
+    assert.equal(await rows.count(), 25);
+    assert.ok((await shown()).every((r) => r.endsWith(':ok')));
+    assert.equal(await page.locator('.pager .range').getAttribute('data-matched'), '48');
+
+    // Failures grouped by error signature; a group filters the table.
+    const groups = await page.locator('li.signature').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-count')} × ${e.querySelector('.sig-text')?.textContent}`));
+    assert.deepEqual(groups.sort(), ['6 × ValueError: bad config #', '6 × disk full writing /tmp/item-#.bin'].sort());
+    await page.locator('li.signature', { hasText: 'ValueError' }).click();
+    const sig = await page.locator('li.signature', { hasText: 'ValueError' }).getAttribute('data-sig');
+    await settled(`failed|${sig}|0`);
+    assert.deepEqual(await shown(), [3, 13, 23, 33, 43, 53].map((i) => `${i}:failed`));
+
+    // An item: its input, its error and its attempts (the call was retried once).
+    await rows.filter({ has: page.locator('td', { hasText: /^13$/ }) }).click();
+    await page.waitForSelector('.sweep-item[data-i="13"]');
+    assert.deepEqual(JSON.parse(await page.locator('.item-input').innerText()), { i: 13 });
+    assert.match(await page.locator('.item-error').innerText(), /ValueError: bad config 13/);
+    assert.equal(await page.locator('.item-attempts .attempt-count').getAttribute('data-attempts'), '2');
+    assert.match(await page.locator('.item-attempts').innerText(), /boardFlaky\[13\]/);
+    await shot(page, 'sweep-failure');
+
+    // An item that succeeded: its output and the artifact in it (linked by sha256, with its producer).
+    await open(page, `#/sweep?id=${encodeURIComponent(run.id)}&key=boardFlaky&limit=25&item=40`);
+    await page.waitForSelector('.sweep-item[data-i="40"]');
+    assert.equal(JSON.parse(await page.locator('.item-output').innerText()).sq, 1600);
+    const art = page.locator('.sweep-item table.artifacts tr[data-sha256]');
+    assert.equal(await art.count(), 1);
+    assert.match(await art.innerText(), /plot-40\.svg/);
+    assert.ok((await page.locator('table.sweep-items tbody tr').count()) <= 25, 'never more than a page of rows');
+
+    // The Step page of the sweep's key is its item table too.
+    await open(page, `#/step?id=${encodeURIComponent(run.id)}&key=boardFlaky`);
+    await page.waitForSelector('table.sweep-items tbody tr[data-i]');
+    assert.ok(!(await page.locator('main').innerText()).includes('kaon.map'));
+    // The API: a page, and a bad filter refused with how to fix it.
+    const api = (await (await fetch(`${board.url}api/sweep?run=${encodeURIComponent(run.id)}&key=boardFlaky&state=failed&limit=5`, { headers: { authorization: 'Bearer test-token-123' } })).json()) as { matched: number; rows: { i: number }[]; counts: { failed: number } };
+    assert.deepEqual([api.matched, api.rows.map((r) => r.i), api.counts.failed], [12, [3, 7, 13, 17, 23], 12]);
+    const bad = await fetch(`${board.url}api/sweep?run=${encodeURIComponent(run.id)}&key=boardFlaky&state=weird`, { headers: { authorization: 'Bearer test-token-123' } });
+    assert.equal(bad.status, 400);
+    assert.match(((await bad.json()) as { error: string }).error, /not one of ok, failed, not-run, cached, pending\. To fix/);
     await page.close();
   });
 

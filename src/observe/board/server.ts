@@ -16,6 +16,7 @@ import type { LineageRecord } from '../../data/lineage';
 import { decodeRaw } from '../../data/codec';
 import { CARD_MEDIA_TYPE, type CardDoc, type RunState } from '../run-state';
 import { readRunHistory, stateFromHistory, type RunHistory } from './history';
+import { createSweepApi, SweepApiError } from './sweep';
 
 /** What the board needs of the artifact store (src/data's ArtifactStore fits). */
 export interface BoardArtifacts {
@@ -24,6 +25,10 @@ export interface BoardArtifacts {
   producedBy(target: ArtifactRef | string): Promise<LineageRecord[]>;
   usedBy(target: ArtifactRef | string): Promise<LineageRecord[]>;
   listByRun(runId: string): Promise<ArtifactRef[]>;
+  /** A verified local file with the bytes (the sweep page indexes results manifests there). */
+  getPath(ref: ArtifactRef): Promise<string>;
+  /** The store's JSON records (the sweep page reads the manifests that shards recorded). */
+  records: { get(key: string): Promise<unknown> };
 }
 
 export interface BoardOptions {
@@ -245,6 +250,8 @@ export async function startBoard(opts: BoardOptions): Promise<Board> {
     };
   }
 
+  const sweeps = createSweepApi({ temporal, artifacts, artifactInfo, uiRun });
+
   async function step(id: string, key: string) {
     const d = await describe(id);
     const closed = d.status.name !== 'RUNNING';
@@ -262,13 +269,16 @@ export async function startBoard(opts: BoardOptions): Promise<Board> {
     const fixOf = (m: string | undefined) => (m && /To fix:/i.test(m) ? m.slice(m.search(/To fix:/i)) : undefined);
     const lastFailure = pending?.lastFailure ? { message: pending.lastFailure.message ?? '', ...(pending.lastFailure.cause?.message ? { message: `${pending.lastFailure.message}: ${pending.lastFailure.cause.message}` } : {}) } : undefined;
     const failure = timing?.failure ?? lastFailure ?? (st?.error ? { message: st.error } : undefined);
+    // A k.map sweep's call is its coordinator: its input is the whole item list. The sweep page shows the items.
+    const sweep = Boolean(st?.sweep) || timing?.step === 'kaon.map';
     return {
       run: id,
       key,
       step: timing?.step ?? st?.step,
       status: st?.status ?? timing?.status,
       state: st,
-      input: timing?.input,
+      ...(sweep ? { sweep: true } : {}),
+      input: sweep ? undefined : timing?.input,
       output: timing?.output,
       attempts: Math.max(st?.attempts ?? 0, timing?.attempt ?? 0, pending?.attempt ?? 0),
       timing: timing ? { scheduledAt: timing.scheduledAt, startedAt: timing.startedAt, endedAt: timing.endedAt, split: timing.split } : undefined,
@@ -571,6 +581,8 @@ export async function startBoard(opts: BoardOptions): Promise<Board> {
     if (p === '/api/run') return json(res, 200, await run(required(q, 'id')));
     if (p === '/api/run/live') return live(required(q, 'id'), req, res);
     if (p === '/api/step') return json(res, 200, await step(required(q, 'id'), required(q, 'key')));
+    if (p === '/api/sweep') return json(res, 200, await sweeps.page(q));
+    if (p === '/api/sweep/item') return json(res, 200, await sweeps.item(q));
     if (p === '/api/cards') return json(res, 200, await cards(q));
     if (p.startsWith('/api/card/')) return json(res, 200, await card(p.slice('/api/card/'.length)));
     if (p.startsWith('/api/artifact/')) return serveArtifact(p.slice('/api/artifact/'.length), q.get('download') === '1', res);
@@ -599,7 +611,7 @@ export async function startBoard(opts: BoardOptions): Promise<Board> {
         res.destroy();
         return;
       }
-      const status = err instanceof HttpError ? err.status : 500;
+      const status = err instanceof HttpError || err instanceof SweepApiError ? err.status : 500;
       json(res, status, { error: err instanceof Error ? err.message : String(err) });
     });
   });

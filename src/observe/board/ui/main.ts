@@ -424,7 +424,8 @@ async function runPage(q: URLSearchParams): Promise<void> {
       const box = h('div', { class: 'child-dag' }, 'loading…');
       detail.append(h('h3', {}, 'child pipeline ', h('a', { href: link('run', { id: n.child }) }, n.child)), box);
       void api<RunView>(`/api/run?id=${encodeURIComponent(n.child)}`).then((cv) => drawDag(box, cv, (cn) => (location.hash = link('step', { id: n.child!, key: cn.keys[0] ?? cn.id }))), (err: unknown) => box.replaceChildren(errorBox(err)));
-    } else location.hash = link('step', { id: view.info.id, key: n.keys[0] ?? n.id });
+    } else if (n.kind === 'sweep') location.hash = link('sweep', { id: view.info.id, key: n.id });
+    else location.hash = link('step', { id: view.info.id, key: n.keys[0] ?? n.id });
   };
   renderHead();
   drawDag(dagBox, view, pick);
@@ -486,8 +487,13 @@ async function stepPage(q: URLSearchParams): Promise<void> {
     run: string; key: string; step?: string; status?: string; input: unknown; output: unknown; attempts: number;
     timing?: { scheduledAt?: number; startedAt?: number; endedAt?: number; split?: Timing['split'] };
     failure?: { message: string; fix?: string; type?: string; nonRetryable?: boolean; issues?: string[] };
-    logTail?: string[]; artifacts: ArtifactInfo[]; inputs: ArtifactInfo[]; cards: Ref[]; ui?: string; child?: string; state?: StepState;
+    logTail?: string[]; artifacts: ArtifactInfo[]; inputs: ArtifactInfo[]; cards: Ref[]; ui?: string; child?: string; state?: StepState; sweep?: boolean;
   }>(`/api/step?id=${encodeURIComponent(id)}&key=${encodeURIComponent(key)}`);
+  if (st.sweep) {
+    // A sweep's call is its coordinator (step kaon.map): its page is the item table.
+    history.replaceState(null, '', link('sweep', { id, key }));
+    return sweepPage(new URLSearchParams({ id, key }));
+  }
   put(
     h('p', {}, h('a', { href: link('run', { id }) }, `← run ${id}`)),
     h('h1', {}, key, ' ', badge(st.status ?? 'unknown')),
@@ -506,6 +512,179 @@ async function stepPage(q: URLSearchParams): Promise<void> {
   );
   const box = document.getElementById('step-cards');
   if (box) for (const c of st.cards) box.append(await cardView(c.sha256, { run: id, step: key }));
+}
+
+// ---- Sweep: an item table, one page of rows in the DOM ----
+interface SweepSignature {
+  id: string;
+  text: string;
+  count: number;
+  first: number;
+  example: string;
+}
+interface SweepRow {
+  i: number;
+  state: string;
+  cached?: boolean;
+  resumed?: boolean;
+  preview: string;
+}
+interface SweepView {
+  run: string;
+  key: string;
+  coordinator: string;
+  temporal: string;
+  target: string;
+  targetKind: 'step' | 'pipeline';
+  onFailure: string;
+  batch: number;
+  inputs: 'inline' | 'manifest';
+  from: 'results' | 'shards';
+  results?: Ref;
+  durationMs?: number;
+  ui?: string;
+  total: number;
+  counts: { ok: number; failed: number; skipped: number; cancelled: number; pending: number; cached: number; resumed: number };
+  matched: number;
+  offset: number;
+  limit: number;
+  rows: SweepRow[];
+  signatures: SweepSignature[];
+  ms: number;
+}
+interface SweepItem {
+  i: number;
+  total: number;
+  target: string;
+  state: string;
+  cached: boolean;
+  resumed: boolean;
+  input: unknown;
+  output: unknown;
+  error?: string;
+  artifacts: ArtifactInfo[];
+  inputArtifacts: ArtifactInfo[];
+  attempts?: { shard: string; shardUi?: string; activityId?: string; attempts?: number; status?: string; failure?: string; child?: string; ui?: string; items?: { first: number; last: number } };
+}
+
+const fill = (el: Element, ...c: Child[]) => {
+  clear(el);
+  append(el, c);
+};
+const SWEEP_STATES: [string, string][] = [['', 'all'], ['ok', 'ok'], ['failed', 'failed'], ['not-run', 'not run'], ['cached', 'cached'], ['pending', 'pending']];
+const itemBadge = (state: string) => h('span', { class: `badge status-${state === 'ok' ? 'succeeded' : state}`, 'data-status': state }, state);
+
+async function sweepPage(q: URLSearchParams): Promise<void> {
+  const id = q.get('id')!;
+  const key = q.get('key')!;
+  const sel = { state: q.get('state') ?? '', sig: q.get('sig') ?? '', offset: Number(q.get('offset') ?? 0) || 0, limit: Math.min(500, Math.max(1, Number(q.get('limit') ?? 100) || 100)), item: q.get('item') ?? '' };
+  const head = h('div', { class: 'run-head' });
+  const chips = h('div', { class: 'filters state-chips' });
+  const sigBox = h('div', { class: 'signatures' });
+  const pager = h('div', { class: 'pager' });
+  const tbody = h('tbody');
+  const table = h('table', { class: 'sweep-items' }, h('thead', {}, h('tr', {}, h('th', {}, 'item'), h('th', {}, 'state'), h('th', {}, 'output / error'))), tbody);
+  const detail = h('div', { class: 'sweep-detail' });
+  put(h('p', {}, h('a', { href: link('run', { id }) }, `← run ${id}`)), head, chips, sigBox, pager, h('div', { class: 'sweep-layout' }, h('div', { class: 'sweep-table' }, table), detail));
+  const sync = () => history.replaceState(null, '', link('sweep', { id, key, state: sel.state, sig: sel.sig, offset: sel.offset ? String(sel.offset) : '', limit: sel.limit !== 100 ? String(sel.limit) : '', item: sel.item }));
+  let view: SweepView | undefined;
+  let loading = 0;
+
+  const renderHead = (v: SweepView) => {
+    const c = v.counts;
+    const status = v.temporal === 'RUNNING' ? 'running' : v.temporal === 'COMPLETED' ? (c.failed && v.onFailure !== 'ignore' ? 'failed' : 'succeeded') : v.temporal.toLowerCase();
+    fill(head, 
+      h('h1', {}, `sweep ${v.key} `, h('span', { id: 'sweep-status' }, badge(status))),
+      h('p', {}, `${v.targetKind} ${v.target} over ${v.total} items (${v.inputs} inputs${v.batch > 1 ? `, batches of ${v.batch}` : ''}, on failure: ${v.onFailure})`, v.durationMs !== undefined ? ` · took ${dur(v.durationMs)}` : '', ' · ', uiLink(v.ui, 'coordinator in the Web UI ↗'),
+        v.results ? [' · ', h('a', { href: `/api/artifact/${v.results.sha256}?download=1`, class: 'download' }, 'results manifest')] : null),
+      v.from === 'shards' ? h('p', { class: 'dim' }, 'The sweep has no results manifest yet: rows come from the shards that finished; the other items are pending.') : null,
+    );
+    const count: Record<string, number> = { '': v.total, ok: c.ok, failed: c.failed, 'not-run': c.skipped + c.cancelled, cached: c.cached, pending: c.pending };
+    fill(chips, ...SWEEP_STATES.filter(([s]) => s === '' || s === sel.state || count[s]).map(([s, label]) =>
+      h('button', { class: `chip-filter${sel.state === s && !sel.sig ? ' active' : ''}`, 'data-state': s || 'all', 'data-count': count[s] ?? 0, onclick: () => { sel.state = s; sel.sig = ''; sel.offset = 0; void load(); } }, `${label} `, h('span', { class: 'count' }, String(count[s] ?? 0)))));
+    clear(sigBox);
+    if (v.signatures.length) {
+      const shown = v.signatures.slice(0, 20);
+      append(sigBox, [h('h2', {}, `Failures by error (${v.signatures.length} kind${v.signatures.length > 1 ? 's' : ''})`), h('ul', {}, shown.map((g) =>
+        h('li', { class: `signature${sel.sig === g.id ? ' active' : ''}`, 'data-sig': g.id, 'data-count': g.count, title: g.example, onclick: () => { sel.state = 'failed'; sel.sig = sel.sig === g.id ? '' : g.id; sel.offset = 0; void load(); } },
+          h('span', { class: 'sig-count' }, String(g.count)), ' × ', h('code', { class: 'sig-text' }, g.text), h('span', { class: 'dim' }, ` first: item ${g.first}`)))),
+      v.signatures.length > shown.length ? h('p', { class: 'dim' }, `and ${v.signatures.length - shown.length} more kinds`) : null]);
+    }
+  };
+
+  const renderRows = (v: SweepView) => {
+    const last = v.offset + v.rows.length;
+    const go = (offset: number) => () => {
+      sel.offset = Math.max(0, offset);
+      void load();
+    };
+    fill(pager, 
+      h('button', { class: 'prev', disabled: v.offset === 0, onclick: go(v.offset - v.limit) }, '← previous'),
+      h('span', { class: 'range', 'data-matched': v.matched }, v.matched ? ` items ${v.offset + 1}–${last} of ${v.matched}${sel.state || sel.sig ? ` matching (${v.total} in all)` : ''} ` : ' no items match '),
+      h('button', { class: 'next', disabled: last >= v.matched, onclick: go(v.offset + v.limit) }, 'next →'),
+      v.matched > v.limit ? h('button', { class: 'last', onclick: go(Math.floor((v.matched - 1) / v.limit) * v.limit) }, 'last') : null,
+      h('span', { class: 'dim' }, ` served in ${dur(v.ms)}`));
+    // Exactly this page's rows: the table never holds more than one page.
+    fill(tbody, ...v.rows.map((r) => h('tr', { 'data-i': r.i, 'data-state': r.state, class: `item-row${String(r.i) === sel.item ? ' selected' : ''}`, onclick: () => { sel.item = String(r.i); sync(); for (const tr of tbody.children) tr.classList.toggle('selected', tr === tbodyRow(r.i)); void showItem(r.i); } },
+      h('td', {}, h('a', { href: link('sweep', { id, key, item: String(r.i) }), onclick: (e: Event) => e.preventDefault() }, String(r.i))),
+      h('td', {}, itemBadge(r.state), r.cached ? h('span', { class: 'chip status-cached' }, r.resumed ? 'resumed' : 'cached') : null),
+      h('td', { class: r.state === 'ok' ? 'preview' : 'preview error-preview' }, r.preview))));
+    if (!v.rows.length) tbody.append(h('tr', {}, h('td', { colspan: 3, class: 'empty' }, 'No items match.')));
+    table.setAttribute('data-filter', `${sel.state}|${sel.sig}|${v.offset}`);
+  };
+  const tbodyRow = (i: number) => tbody.querySelector(`tr[data-i="${i}"]`);
+
+  async function load(): Promise<void> {
+    sync();
+    const mine = ++loading;
+    table.setAttribute('data-busy', '1');
+    const params = new URLSearchParams({ run: id, key, offset: String(sel.offset), limit: String(sel.limit) });
+    if (sel.state) params.set('state', sel.state);
+    if (sel.sig) params.set('sig', sel.sig);
+    try {
+      const v = await api<SweepView>(`/api/sweep?${params}`);
+      if (mine !== loading) return;
+      view = v;
+      renderHead(v);
+      renderRows(v);
+    } finally {
+      if (mine === loading) table.removeAttribute('data-busy');
+    }
+  }
+
+  async function showItem(i: number): Promise<void> {
+    fill(detail, h('p', { class: 'dim' }, `loading item ${i}…`));
+    try {
+      const it = await api<SweepItem>(`/api/sweep/item?${new URLSearchParams({ run: id, key, i: String(i) })}`);
+      if (sel.item !== String(i)) return;
+      const a = it.attempts;
+      const fix = it.error && /To fix:/i.test(it.error) ? it.error.slice(it.error.search(/To fix:/i)) : undefined;
+      fill(detail, h('div', { class: 'sweep-item', 'data-i': it.i },
+        h('h2', {}, `item ${it.i} of ${it.total} `, itemBadge(it.state), it.cached ? h('span', { class: 'chip status-cached' }, it.resumed ? 'resumed' : 'cached') : null),
+        a ? h('p', { class: 'item-attempts' },
+          a.child ? ['child run ', h('a', { href: link('run', { id: a.child }) }, a.child), ' · ', uiLink(a.ui)]
+            : [h('code', {}, a.activityId ?? ''), ` · `, h('span', { class: 'attempt-count', 'data-attempts': a.attempts ?? 0 }, `${a.attempts ?? 0} attempt${a.attempts === 1 ? '' : 's'}`), ` · call ${a.status ?? ''}`, a.items ? ` (one call for items ${a.items.first}–${a.items.last})` : '', ' · shard ', uiLink(a.shardUi, `${a.shard.split('/').pop()} ↗`) ?? a.shard.split('/').pop()!]) : null,
+        it.error ? h('div', { class: 'failure' }, h('h3', {}, 'Error'), h('pre', { class: 'item-error' }, fix ? it.error.slice(0, it.error.indexOf(fix)).trim() : it.error), fix ? h('div', { class: 'to-fix' }, fix) : null) : null,
+        a?.failure && a.failure !== it.error ? h('p', { class: 'dim' }, `last attempt's failure: ${a.failure}`) : null,
+        h('h3', {}, 'Input'), h('pre', { class: 'json item-input' }, JSON.stringify(it.input, null, 2) ?? '—'),
+        h('h3', {}, 'Output'), h('pre', { class: 'json item-output' }, it.output === undefined ? '—' : JSON.stringify(it.output, null, 2)),
+        h('h3', {}, 'Artifacts in its output'), artifactTable(it.artifacts, id),
+        it.inputArtifacts.length ? [h('h3', {}, 'Artifacts in its input'), artifactTable(it.inputArtifacts, id)] : null));
+    } catch (err) {
+      fill(detail, errorBox(err));
+    }
+  }
+
+  await load();
+  if (sel.item) void showItem(Number(sel.item));
+  if (view?.temporal === 'RUNNING') {
+    // Live: the page in view refreshes while the sweep runs (a request per 2 s, one page of rows).
+    const timer = setInterval(() => {
+      if (view?.temporal !== 'RUNNING') return clearInterval(timer);
+      void load().catch(() => undefined);
+    }, 2000);
+    onLeave(() => clearInterval(timer));
+  }
 }
 
 // ---- Cards ----
@@ -668,7 +847,7 @@ async function gatesPage(): Promise<void> {
 }
 
 // ---- shell ----
-const PAGES: Record<string, (q: URLSearchParams) => Promise<void>> = { runs: runsPage, run: runPage, step: stepPage, cards: cardsPage, metrics: metricsPage, compare: comparePage, schedules: schedulesPage, gates: gatesPage };
+const PAGES: Record<string, (q: URLSearchParams) => Promise<void>> = { runs: runsPage, run: runPage, step: stepPage, sweep: sweepPage, cards: cardsPage, metrics: metricsPage, compare: comparePage, schedules: schedulesPage, gates: gatesPage };
 
 async function render(): Promise<void> {
   for (const fn of cleanup) fn();
