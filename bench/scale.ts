@@ -3,6 +3,8 @@
 //
 //   npm run bench:scale                          # 10,000 items, 2 interleaved rounds, then batch 1/10/100
 //   npm run bench:scale -- --items 100000 --rounds 1
+//   npm run bench:scale -- --items 100000 --skip-compare --batches 100 --bytes 2048   # 2 KiB results: 0 lost lines?
+//   npm run bench:scale -- --items 1000 --skip-compare --python --batches 1,10,100     # Python items/s
 //
 // Prints items/s for each, their ratio, the largest history of any execution, total events, the process's peak
 // RSS (both workers live in it), and Kaon's items/s at batch 1, 10 and 100. It reports; it does not gate.
@@ -13,14 +15,17 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
+import { readResults } from '../src/data/manifest';
 import { createArtifactStore } from '../src/data';
 import { shardItemsFor } from '../src/definition/internal/map';
 import { createKaonWorker } from '../src/runtime/worker';
 import { positiveInt, sideBySide } from './side-by-side';
 import { shardWindow } from '../src/workflow/map-coordinator';
-import { benchMap } from './fixtures/kaon-workflows';
-import { noopImpl } from './fixtures/noop.impl';
+import { benchMap, benchMapPy, benchMapSized } from './fixtures/kaon-workflows';
+import { pyItem } from './fixtures/noop';
+import { noopImpl, sizedImpl } from './fixtures/noop.impl';
 import * as plainActivities from './fixtures/plain-activities';
 import type { plainSweep } from './fixtures/plain-workflows';
 
@@ -28,17 +33,20 @@ const GOAL_RATIO = 1.15;
 const GOAL_BATCH100_ITEMS_PER_S = 5000;
 
 
-async function histories(client: Client, prefix: string): Promise<{ executions: number; largest: number; total: number }> {
+async function histories(client: Client, prefix: string): Promise<{ executions: number; largest: number; total: number; largestBytes: number }> {
   let executions = 0;
   let largest = 0;
   let total = 0;
+  let largestBytes = 0;
   for await (const w of client.workflow.list({ query: `WorkflowId STARTS_WITH '${prefix}'` })) {
-    const n = (await client.workflow.getHandle(w.workflowId, w.runId).fetchHistory()).events?.length ?? 0;
+    const h = await client.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
+    const n = h.events?.length ?? 0;
     executions++;
     total += n;
     largest = Math.max(largest, n);
+    largestBytes = Math.max(largestBytes, temporal.api.history.v1.History.encode(h).finish().length);
   }
-  return { executions, largest, total };
+  return { executions, largest, total, largestBytes };
 }
 
 /** Wall time of each shard (child started → completed), in shard order, from a sweep's coordinator or plain parent. */
@@ -65,7 +73,8 @@ function spread(ts: number[]): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { items: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, address: { type: 'string' }, 'skip-batches': { type: 'boolean' }, 'skip-compare': { type: 'boolean' }, batches: { type: 'string' }, side: { type: 'string' } } });
+  const { values } = parseArgs({ options: { items: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, address: { type: 'string' }, 'skip-batches': { type: 'boolean' }, 'skip-compare': { type: 'boolean' }, batches: { type: 'string' }, side: { type: 'string' }, bytes: { type: 'string' }, python: { type: 'boolean' } } });
+  const bytes = values.bytes === undefined ? undefined : positiveInt(values.bytes, 0, 'bytes');
   const items = positiveInt(values.items, 10_000, 'items');
   const rounds = positiveInt(values.rounds, 2, 'rounds');
   const concurrency = positiveInt(values.concurrency, 1000, 'concurrency');
@@ -75,13 +84,35 @@ async function main(): Promise<void> {
 
   let peakRss = 0;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
-  const kaonWorker = await createKaonWorker({ workflowsPath: require.resolve('./fixtures/kaon-workflows'), activities: [noopImpl], taskQueue: kaonQueue, connection: nativeConnection, shutdownGraceTime: '2s', artifacts: store });
+  const kaonWorker = await createKaonWorker({ workflowsPath: require.resolve('./fixtures/kaon-workflows'), activities: [noopImpl, sizedImpl, pyItem], taskQueue: kaonQueue, connection: nativeConnection, shutdownGraceTime: '2s', artifacts: store, workerOptions: { maxConcurrentActivityTaskExecutions: 1000 } });
   const plainWorker = await Worker.create({ connection: nativeConnection, taskQueue: plainQueue, workflowsPath: require.resolve('./fixtures/plain-workflows'), activities: plainActivities, shutdownGraceTime: '2s' });
   const running = Promise.all([kaonWorker.run(), plainWorker.run()]);
 
   const manifest = await store.put({ bytes: Array.from({ length: items }, (_, i) => `{"i":${i}}\n`).join('') }, { name: 'items.jsonl', producer: { pipeline: 'bench', runId: 'bench', step: 'items', attempt: 1 } });
   const runKaon = async (batch: number) => {
     const t0 = performance.now();
+    if (values.python) {
+      const run = await kaon.start(benchMapPy, { items: manifest, batch, concurrency });
+      const out = await run.result();
+      if (out.succeeded !== items) throw new Error(`kaon python sweep: ${out.succeeded} of ${items} succeeded`);
+      return { ms: performance.now() - t0, id: run.id };
+    }
+    if (bytes !== undefined) {
+      const run = await kaon.start(benchMapSized, { items: manifest, batch, concurrency, bytes });
+      const out = await run.result();
+      const ms = performance.now() - t0;
+      // Read every line back: each item's own output, none lost, none a placeholder.
+      let own = 0;
+      let n = 0;
+      for await (const l of readResults(store, out.results)) {
+        if (l.i === n && l.ok && (l.output as { i: number; pad: string }).i === n && (l.output as { pad: string }).pad.length === bytes) own++;
+        n++;
+      }
+      const h = await histories(client, run.id);
+      console.log(`  ${items} items × ${bytes} B at batch ${batch}: ${n} lines, ${own} own outputs, ${items - own} lost; largest history ${h.largest} events, ${(h.largestBytes / 1048576).toFixed(2)} MiB (goal < 10 MiB: ${h.largestBytes < 10 << 20 ? 'PASS' : 'MISS'})`);
+      if (out.succeeded !== items || own !== items) throw new Error(`kaon sized sweep: ${out.succeeded} succeeded, ${own} own lines of ${items}`);
+      return { ms, id: run.id };
+    }
     const run = await kaon.start(benchMap, { items: manifest, batch, concurrency });
     const out = await run.result();
     const ms = performance.now() - t0;
