@@ -9,7 +9,7 @@ import { RunFailedError } from '../../src/client';
 import { createRunnerExecutors } from '../../src/execution';
 import type { KaonWorker } from '../../src/runtime/worker';
 import * as steps from '../fixtures/runner-key/steps';
-import { cutShort, scoreSweep, versions } from '../fixtures/runner-key/workflows';
+import { cutShort, pidSweep, scoreSweep, versions } from '../fixtures/runner-key/workflows';
 import { readResults } from '../../src/data/manifest';
 import type { Sweep } from '../../src/definition';
 import { ROOT, testEnv, type TestEnv } from '../support/temporal';
@@ -47,6 +47,20 @@ const statuses = async (run: { progress(): Promise<{ steps: { step: string; stat
   Object.fromEntries((await run.progress()).steps.map((s) => [s.step, s.status]));
 
 describe('runner steps: cache key and timeout', () => {
+  // Issue 20, report 5: a Python sweep started one process per item, even with batch (17–23 items/s).
+  test('5. a Python sweep at batch 10 runs each call\'s items in one process (run_items), each output its own', { timeout: 120_000 }, async () => {
+    writeFileSync(path.join(dir, 'pid.py'), 'import os\nimport kaon_step as k\n\ndef item(p):\n    return {"i": p["i"], "pid": os.getpid()}\n\nk.run_items(item)\n');
+    const sweep = (await (await env.kaon.start(pidSweep, { n: 40, batch: 10 })).result()) as Sweep;
+    assert.equal(sweep.succeeded, 40);
+    const byCall = new Map<number, Set<number>>();
+    for await (const l of readResults(env.artifacts, sweep.results)) {
+      assert.ok(l.ok && (l.output as { i: number }).i === l.i, `item ${l.i}'s own output`);
+      const pid = (l.output as { pid: number }).pid;
+      byCall.set(Math.floor(l.i / 10), (byCall.get(Math.floor(l.i / 10)) ?? new Set()).add(pid));
+    }
+    assert.deepEqual([...byCall.values()].map((s) => s.size), [1, 1, 1, 1], 'one process per call of 10 items');
+  });
+
   // Issue 20, report 4: per-item keys included the script's hash, so a fix made every item miss on resume.
   test('4. resume after fixing score.py re-runs only the 10 failed items of 30, at batch 1 and 10', { timeout: 180_000 }, async () => {
     const buggy = 'import kaon_step as k\ni = k.inputs()["i"]\nif i % 3 == 0:\n    raise ValueError("bad config %d" % i)\nk.output({"i": i, "score": i * 0.5})\n';
