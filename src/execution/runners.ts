@@ -203,7 +203,17 @@ function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 /** What a script that handles items looks like in its source (a call outside a comment). */
 const ITEM_HANDLER = {
   python: /^[^#\n]*\brun_items\s*\(/m,
+  r: /^[^#\n]*\bkaon_run_items\s*\(/m,
 };
+
+/** The R script of `command(['Rscript', …, 'score.R', …])`: its first argument naming a .R file; else undefined. */
+function rScriptOf(argv: readonly string[]): string | undefined {
+  if (!/^Rscript(\.exe)?$/.test(path.basename(argv[0] ?? ''))) return undefined;
+  const args = argv.slice(1);
+  const i = args.findIndex((a) => !a.startsWith('-'));
+  // Rscript's own options come first (--vanilla); `-e expr` runs no script.
+  return i >= 0 && /\.[Rr]$/.test(args[i]!) && !args.slice(0, i).includes('-e') ? args[i] : undefined;
+}
 
 /** Build the executors for `command()` ('process') and `python()` steps. Pass them to createKaonWorker. */
 export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, RunnerExecutor> {
@@ -433,28 +443,49 @@ export function createRunnerExecutors(deps: RunnerDeps = {}): Record<Kind, Runne
     return refs;
   }
 
-  const processExecutor: RunnerExecutor = (def, input, ctx) => {
+  /** How a command() step's program starts, and each call's or item's hooks. */
+  function processLaunch(def: StepDef): { argv: string[]; cwd: string; env?: Record<string, string>; hooks: (ctx: StepContext) => Pick<Launch, 'label' | 'onLine' | 'mapError'> } {
     const run = def.run as Extract<StepRunner, { kind: 'process' }>;
-    return execute(def, input, ctx, async () => {
-      const base = root();
-      const [program, ...args] = run.argv;
-      if (!program) {
-        throw new KaonError({ code: ErrorCode.invalidDefinition, what: `step "${def.name}" has an empty command`, fix: "give the program first: command(['Rscript', 'steps/train.R'])" });
-      }
-      // A bare name is looked up on PATH; anything with a slash is a file relative to the project root.
-      const resolved = program.includes('/') ? path.resolve(base, program) : program;
-      const label = `step "${def.name}" (key ${ctx.key}, ${path.basename(program)})`;
-      // command(['python3', 'train.py']) fails like python('train.py') when its script does not parse.
-      const script = /^python[\d.]*$/.test(path.basename(program)) ? args.find((a) => a.endsWith('.py')) : undefined;
-      const scan = script !== undefined ? new PythonErrorScan() : undefined;
-      return {
-        argv: [resolved, ...args],
-        ...(run.env ? { env: { ...run.env } } : {}),
-        cwd: run.cwd ? path.resolve(base, run.cwd) : base,
-        label,
-        ...(scan && script !== undefined ? { onLine: (t: TailLine) => scan.onLine(t), mapError: (err: unknown) => scan.classify(err, label, script, false) } : {}),
-      };
+    const base = root();
+    const [program, ...args] = run.argv;
+    if (!program) {
+      throw new KaonError({ code: ErrorCode.invalidDefinition, what: `step "${def.name}" has an empty command`, fix: "give the program first: command(['Rscript', 'steps/train.R'])" });
+    }
+    // A bare name is looked up on PATH; anything with a slash is a file relative to the project root.
+    const resolved = program.includes('/') ? path.resolve(base, program) : program;
+    // command(['python3', 'train.py']) fails like python('train.py') when its script does not parse.
+    const script = /^python[\d.]*$/.test(path.basename(program)) ? args.find((a) => a.endsWith('.py')) : undefined;
+    return {
+      argv: [resolved, ...args],
+      ...(run.env ? { env: { ...run.env } } : {}),
+      cwd: run.cwd ? path.resolve(base, run.cwd) : base,
+      hooks: (c) => {
+        const label = `step "${def.name}" (key ${c.key}, ${path.basename(program)})`;
+        const scan = script !== undefined ? new PythonErrorScan() : undefined;
+        return { label, ...(scan && script !== undefined ? { onLine: (t: TailLine) => scan.onLine(t), mapError: (err: unknown) => scan.classify(err, label, script, false) } : {}) };
+      },
+    };
+  }
+
+  const processExecutor: RunnerExecutor = (def, input, ctx) =>
+    execute(def, input, ctx, async () => {
+      const l = processLaunch(def);
+      return { argv: l.argv, ...(l.env ? { env: l.env } : {}), cwd: l.cwd, ...l.hooks(ctx) };
     });
+
+  /**
+   * Many items in one process, for an R script that handles items (kaon_run_items in r/kaon_step.R), run as
+   * command(['Rscript', 'score.R']). Any other command answers undefined: its items run one process each.
+   */
+  processExecutor.session = async (def, ctx) => {
+    const run = def.run as Extract<StepRunner, { kind: 'process' }>;
+    const script = rScriptOf(run.argv);
+    if (script === undefined) return undefined;
+    const base = root();
+    const source = await readFile(path.resolve(run.cwd ? path.resolve(base, run.cwd) : base, script), 'utf8').catch(() => undefined);
+    if (source === undefined || !ITEM_HANDLER.r.test(source)) return undefined;
+    const l = processLaunch(def);
+    return openSession(def, ctx, l, (input, c) => processExecutor(def, input, c));
   };
 
   /** How a python() step's program starts (its environment built or reused), and each call's or item's hooks. */
