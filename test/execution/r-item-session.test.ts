@@ -206,3 +206,29 @@ describe('R item sessions (kaon_run_items)', () => {
     assert.equal(readFileSync(log, 'utf8'), 'ran 1\nran 2\n', 'each item ran once');
   });
 });
+
+test("the README's R example (examples/r-items/score.R) scores items in one process", async () => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'kaon-r-items-example-'));
+  const scoreStep = defineStep({
+    name: 'scoreConfig',
+    version: 1,
+    input: z.object({ lr: z.number(), depth: z.number().int() }),
+    output: z.object({ lr: z.number(), depth: z.number().int(), score: z.number() }),
+    run: command(['Rscript', 'examples/r-items/score.R']),
+  });
+  const s = await createRunnerExecutors({ root: ROOT, workDir: tmp }).process.session!(scoreStep, fakeContext('scoreConfig'));
+  assert.ok(s);
+  try {
+    const ctx = fakeContext('scoreConfig[0]');
+    const out = (await s.run({ lr: 0.1, depth: 4 }, ctx)) as { score: number };
+    assert.ok(Math.abs(out.score - (-0.3 * Math.log(0.1) + 0.05 * 4)) < 1e-12);
+    assert.deepEqual(ctx.record.all().map((m) => m.name), ['score']);
+    const bad = await rejection(s.run({ lr: 0, depth: 4 }, fakeContext('scoreConfig[1]')));
+    assert.equal(bad.retryable, false);
+    assert.match(bad.message, /field 'lr': 0 is not positive/);
+    assert.equal(((await s.run({ lr: 1, depth: 2 }, fakeContext('scoreConfig[2]'))) as { score: number }).score, 0.1);
+  } finally {
+    await s.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
