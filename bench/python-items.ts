@@ -8,13 +8,14 @@
 //
 //   npx tsx bench/python-items.ts                 # 3 rounds
 //   npx tsx bench/python-items.ts --rounds 5 --scale 2
+//   npx tsx bench/python-items.ts --r            # R: command(['Rscript', …]) with kaon_run_items (no goal)
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { defineStep, python } from '../src/definition/step';
+import { command, defineStep, python } from '../src/definition/step';
 import { createRunnerExecutors, type StepContext, type StepLogger } from '../src/execution';
 import { createStepRecord } from '../src/execution/step-record';
 
@@ -48,13 +49,16 @@ function median(xs: readonly number[]): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, scale: { type: 'string', default: '1' } } });
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, scale: { type: 'string', default: '1' }, r: { type: 'boolean', default: false } } });
   const rounds = Number(values.rounds);
   const scale = Number(values.scale);
   const root = path.resolve(__dirname, '..');
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'kaon-bench-items-'));
   const executors = createRunnerExecutors({ root, workDir });
-  const def = defineStep({ name: 'double', version: 1, input: z.object({ x: z.number() }), output: z.object({ y: z.number() }), run: python('bench/fixtures/trivial_items.py') });
+  const lang = values.r ? 'R' : 'python';
+  const run = values.r ? command(['Rscript', 'bench/fixtures/trivial_items.R']) : python('bench/fixtures/trivial_items.py');
+  const def = defineStep({ name: 'double', version: 1, input: z.object({ x: z.number() }), output: z.object({ y: z.number() }), run });
+  const exec = values.r ? executors.process : executors.python;
   const signal = new AbortController().signal;
   let checked = 0;
   const check = (x: number, out: unknown) => {
@@ -63,12 +67,12 @@ async function main(): Promise<void> {
   };
 
   const perProcess = async (n: number) => {
-    for (let x = 0; x < n; x++) check(x, await executors.python(def, { x }, context(`double[${x}]`, signal)));
+    for (let x = 0; x < n; x++) check(x, await exec(def, { x }, context(`double[${x}]`, signal)));
   };
   const session = (batch: number) => async (n: number) => {
     for (let start = 0; start < n; start += batch) {
-      const s = await executors.python.session!(def, context('double', signal));
-      if (!s) throw new Error('trivial_items.py should get a session');
+      const s = await exec.session!(def, context('double', signal));
+      if (!s) throw new Error(`the trivial ${lang} script should get a session`);
       try {
         for (let x = start; x < Math.min(n, start + batch); x++) check(x, await s.run({ x }, context(`double[${x}]`, signal)));
       } finally {
@@ -77,8 +81,8 @@ async function main(): Promise<void> {
     }
   };
   // Items only: a session whose process already runs (no start, no close), the cost per item itself.
-  const warm = await executors.python.session!(def, context('double', signal));
-  if (!warm) throw new Error('trivial_items.py should get a session');
+  const warm = await exec.session!(def, context('double', signal));
+  if (!warm) throw new Error(`the trivial ${lang} script should get a session`);
   await warm.run({ x: 0 }, context('double[0]', signal));
   const warmItems = async (n: number) => {
     for (let x = 0; x < n; x++) check(x, await warm.run({ x }, context(`double[${x}]`, signal)));
@@ -111,12 +115,13 @@ async function main(): Promise<void> {
     rmSync(workDir, { recursive: true, force: true });
   }
   const base = median(rates.get(modes[0]!.name)!);
-  console.log(`\npython items (trivial), medians of ${rounds} interleaved rounds on ${os.cpus().length} cores, ${checked} outputs checked:`);
+  console.log(`\n${lang} items (trivial), medians of ${rounds} interleaved rounds on ${os.cpus().length} cores, ${checked} outputs checked:`);
   for (const m of modes) {
     const rate = median(rates.get(m.name)!);
     console.log(`  ${m.name.padEnd(22)} ${rate.toFixed(0).padStart(6)} items/s   ${(rate / base).toFixed(1).padStart(6)}x one process per item`);
   }
   const at100 = median(rates.get('session, batch 100')!);
+  if (values.r) return;
   console.log(`goal ≥ ${GOAL_ITEMS_PER_SECOND} items/s at batch 100: ${at100 >= GOAL_ITEMS_PER_SECOND ? 'met' : 'NOT met'} (${at100.toFixed(0)} items/s)`);
 }
 
