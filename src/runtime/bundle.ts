@@ -4,7 +4,7 @@ import path from 'node:path';
 import { builtinModules } from 'node:module';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { ErrorCode, KaonError } from '../definition/errors';
-import { KAON_PACKAGE_ROOT, kaonHome } from './paths';
+import { kaonHome } from './paths';
 import { tracingWorkflowModules } from './telemetry';
 
 /** This Kaon's own modules: src/ when it runs from its TypeScript sources, dist/ when built (or installed). */
@@ -12,6 +12,16 @@ const KAON_MODULES = path.resolve(__dirname, '..');
 
 /** The workflow interceptors that refuse plaintext inputs at a keyed worker (workflow/plaintext-guard.ts). */
 const PLAINTEXT_GUARD = require.resolve('../workflow/plaintext-guard');
+
+/**
+ * The node_modules folder holding the @temporalio/workflow that Kaon's own workflow modules use. Temporal's bundler
+ * writes its entrypoint (which requires `@temporalio/workflow/lib/worker-interface.js`) beside the generated entry,
+ * under `<KAON_HOME>/gen`, and webpack looks for packages in node_modules folders above the importing file: with
+ * KAON_HOME outside the project there are none. Naming this folder makes resolution independent of KAON_HOME, and
+ * it is the copy the sandbox must share with Kaon's workflow code (in the checkout, or hoisted in an installed
+ * project, or nested under node_modules/kaon).
+ */
+const WORKFLOW_NODE_MODULES = path.resolve(path.dirname(require.resolve('@temporalio/workflow/package.json')), '..', '..');
 
 /** `kaon` imports in workflow code resolve to the Kaon that bundles them (never a second copy). */
 const SUBPATHS: Record<string, string> = {
@@ -89,8 +99,9 @@ function bundle(workflowsPath: string, opts: { tracing?: boolean; failureConvert
     logger: { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: (m) => process.stderr.write(`${m}\n`), error: (m) => void errors.push(m), log: () => undefined },
     webpackConfigHook: (config) => {
       const alias = SUBPATHS;
-      // The generated entry may live outside the project (KAON_HOME=/tmp/x): resolve packages from Kaon's own tree too.
-      const modules = [...(config.resolve?.modules ?? ['node_modules']), path.join(KAON_PACKAGE_ROOT, 'node_modules')];
+      // The generated entry may live outside the project (KAON_HOME=/tmp/x): after the usual lookup, the folder with
+      // Kaon's @temporalio/workflow (see WORKFLOW_NODE_MODULES).
+      const modules = [...(config.resolve?.modules ?? ['node_modules']), WORKFLOW_NODE_MODULES];
       config.resolve = { ...config.resolve, modules, alias: { ...(config.resolve?.alias as object), ...alias } };
       config.plugins = [...(config.plugins ?? []), recordBuiltinImports(builtins)];
       return config;

@@ -65,7 +65,10 @@ test('the packed kaon installs into a fresh project; a .mjs service gets first-p
   writeFileSync(path.join(project, 'service.mjs'), SERVICE);
 
   const { address } = await testServer();
-  const env = cliEnv({ TEMPORAL_ADDRESS: address, KAON_TASK_QUEUE: `pack-${randomUUID().slice(0, 8)}`, KAON_HOME: undefined, KAON_FROM_SOURCE: undefined });
+  // KAON_HOME outside the project (issue 21): the workflow entry generated under it has no node_modules above it, and
+  // in an installed project Kaon's dependencies are hoisted (no node_modules/kaon/node_modules to fall back on).
+  const home = path.join(dir, 'kaon-home');
+  const env = cliEnv({ TEMPORAL_ADDRESS: address, KAON_TASK_QUEUE: `pack-${randomUUID().slice(0, 8)}`, KAON_HOME: home, KAON_FROM_SOURCE: undefined });
   // `npx kaon worker`, as a user types it (npx finds the project's node_modules/.bin/kaon).
   const worker = new CliProcess([], { env, cwd: project, command: [NPM, 'exec', '--offline', '--', 'kaon', 'worker'] });
   try {
@@ -75,6 +78,8 @@ test('the packed kaon installs into a fresh project; a .mjs service gets first-p
     assert.deepEqual(result, { total: 8, distinct: 5, top: [['the', 3], ['and', 2], ['cat', 1]] });
     // The worker ran Kaon's compiled JavaScript from the installed package.
     assert.doesNotMatch(worker.stderr, /\.ts:\d+/);
+    assert.ok(readdirSync(path.join(home, 'gen')).length > 0, 'the workflow entry was generated under KAON_HOME');
+    assert.ok(!existsSync(path.join(installed, 'node_modules', '@temporalio', 'workflow')), 'Kaon\'s dependencies are hoisted');
   } finally {
     worker.kill();
     await worker.exited;
