@@ -4,7 +4,7 @@ import type { StepDef, StepInput, StepOutput } from '../definition/step';
 import type { RunCore } from './core';
 import { assertJsonValue } from '../definition/json-value';
 import { ErrorCode } from '../definition/errors';
-import { failureDetails, failureMessage } from './failures';
+import { attemptsOfFailure, failureMessage } from './failures';
 import { activityOptionsFor, type StepCallOptions } from './options';
 import { now } from './run-state-tracker';
 
@@ -20,7 +20,8 @@ export async function runStep<S extends StepDef>(core: RunCore, def: S, input: S
   const { tracker, run } = core;
   const st = tracker.add({ key, step: def.name, status: 'running', attempts: 0, startedAt: now(), ...(queue ? { queue } : {}), ...(branch ? { branch } : {}) });
   const call: StepCall = { key, input, pipeline: tracker.state.pipeline, cache: run.cache, ...(run.resumeFrom ? { resumeFrom: run.resumeFrom } : {}) };
-  const act = proxyActivities<Record<string, (c: StepCall) => Promise<StepResult>>>(activityOptionsFor(def, o, key, core.priority));
+  const options = activityOptionsFor(def, o, key, core.priority);
+  const act = proxyActivities<Record<string, (c: StepCall) => Promise<StepResult>>>(options);
   const slot = core.guard.slot();
   const release = typeof slot === 'function' ? slot : await slot;
   try {
@@ -36,7 +37,8 @@ export async function runStep<S extends StepDef>(core: RunCore, def: S, input: S
     });
     return res.output as StepOutput<S>;
   } catch (err) {
-    tracker.update(st, { status: isCancellation(err) ? 'cancelled' : 'failed', attempts: failureDetails(err)?.attempt ?? st.attempts, endedAt: now(), error: failureMessage(err) });
+    const attempts = attemptsOfFailure(err, options.retry?.maximumAttempts) ?? st.attempts;
+    tracker.update(st, { status: isCancellation(err) ? 'cancelled' : 'failed', attempts, endedAt: now(), error: failureMessage(err) });
     throw err;
   } finally {
     release();
