@@ -1,5 +1,5 @@
-// Step metrics and model registrations from TS (ctx.metrics / ctx.registerModel), Python (kaon_step.log_metric,
-// register_model) and R (r/kaon_step.R), through the real runner executors and real interpreters (no Temporal).
+// Step metrics and model registrations from TS (ctx.metrics / ctx.registerModel) and Python (kaon_step.log_metric,
+// register_model), through the real runner executors and real interpreters (no Temporal). R: test/r/step-metrics-r.test.ts.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -120,42 +120,5 @@ describe('kaon_step.log_metric / register_model (Python)', () => {
     const err = await rejection(exec.process(step(['python3', py]), {}, fakeContext()));
     assert.equal(err.code, ErrorCode.badInput);
     assert.match(err.message, /metric name "no\\"quotes" is not valid/);
-  });
-});
-
-describe('r/kaon_step.R (Rscript)', () => {
-  test('inputs, progress, log, metrics and the output round-trip', async () => {
-    const r = script('step.R', [
-      'source(Sys.getenv("KAON_R_HELPER"))',
-      'p <- kaon_inputs()',
-      'kaon_progress(0.5, "half way")',
-      'kaon_log("hello from R", "warn")',
-      'for (i in 1:3) kaon_log_metric("rmse", sum(p$xs) / i, step = i)',
-      'print("plain stdout")',
-      'kaon_output(list(total = sum(p$xs), n = length(p$xs), name = p$name, nested = list(a = 1L, b = c(1.5, 2.5))))',
-    ].join('\n'));
-    const ctx = fakeContext();
-    const out = await exec.process(step(['Rscript', r]), { xs: [1, 2, 3.5], name: 'zürich' }, ctx);
-    assert.deepEqual(out, { total: 6.5, n: 3, name: 'zürich', nested: { a: 1, b: [1.5, 2.5] } });
-    assert.deepEqual(ctx.record.all(), [{ name: 'rmse', value: 6.5, step: 1 }, { name: 'rmse', value: 3.25, step: 2 }, { name: 'rmse', value: 6.5 / 3, step: 3 }]);
-    assert.ok(ctx.heartbeats.some((h) => (h as { message?: string }).message === 'half way'), JSON.stringify(ctx.heartbeats));
-    assert.ok(ctx.logs.some((l) => l.level === 'warn' && l.message === 'hello from R'));
-    assert.ok(ctx.logs.some((l) => l.message.includes('plain stdout')));
-  });
-
-  test("an error in the R script fails the step with R's error message", async () => {
-    const r = script('boom.R', ['source(Sys.getenv("KAON_R_HELPER"))', 'f <- function(x) stop("the model matrix is singular: ", x)', 'f("x2 is constant")'].join('\n'));
-    const err = await rejection(exec.process(step(['Rscript', r]), {}, fakeContext()));
-    assert.equal(err.code, ErrorCode.processFailed);
-    assert.match(err.message, /exited with code 1/);
-    assert.match(err.message, /Error in f\("x2 is constant"\) :\s*\n\s*the model matrix is singular: x2 is constant/);
-  });
-
-  test('kaon_bad_input and a non-finite metric exit 65: not retried, with the message', async () => {
-    const r = script('inf.R', ['source(Sys.getenv("KAON_R_HELPER"))', 'kaon_log_metric("aic", Inf)', 'kaon_output(list())'].join('\n'));
-    const err = await rejection(exec.process(step(['Rscript', r]), {}, fakeContext()));
-    assert.equal(err.code, ErrorCode.badInput);
-    assert.equal(err.retryable, false);
-    assert.match(err.message, /metric 'aic' has the value Inf, not a finite number/);
   });
 });

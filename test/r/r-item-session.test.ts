@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { ErrorCode, KaonError } from '../../src/definition/errors';
 import { command, defineStep } from '../../src/definition/step';
 import { createRunnerExecutors, type ArtifactIO, type ItemSession } from '../../src/execution';
-import { alive, fakeContext, type FakeContext } from './fake-context';
+import { alive, fakeContext, type FakeContext } from '../execution/fake-context';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const Any = z.any();
