@@ -1,5 +1,5 @@
 // The R example: a TS step writes a seeded CSV, an R step (Rscript, through r/kaon_step.R) fits a glm on it and
-// returns the coefficients and a PNG plot. Tested by test/examples/r-glm.test.ts.
+// returns the coefficients and a PNG plot. Tested by test/r/r-glm.test.ts (the R tier).
 import { z } from 'zod';
 import { ArtifactRef, command, defineStep } from 'kaon';
 
