@@ -91,17 +91,25 @@ export function checkBundle(code: string, workflowsPath: string): void {
 const PINNED_WEBPACK = '5.112.2';
 
 function probeFailures(code: string): string[] {
+  // The globals the worker's sandbox provides (@temporalio/worker's vm-shared.js injectGlobals), and the module
+  // cache it keeps outside the bundle (reusable-vm.js); the probe is read back from that cache.
+  const cache: Record<string, { exports?: { formatFailures?: unknown } }> = {};
+  const context = vm.createContext({ URL, URLSearchParams, TextEncoder, TextDecoder, AbortController, __webpack_module_cache__: cache });
+  let thrown: unknown;
   try {
-    // The globals the worker's sandbox provides (@temporalio/worker's vm-shared.js injectGlobals), and the module
-    // cache it keeps outside the bundle (reusable-vm.js).
-    const context = vm.createContext({ URL, URLSearchParams, TextEncoder, TextDecoder, AbortController, __webpack_module_cache__: {} });
     vm.runInContext(code, context, { filename: 'kaon-workflow-bundle-probe.js' });
-    const lib = (context as { __TEMPORAL__?: { importInterceptors?: () => unknown[] } }).__TEMPORAL__;
-    const probe = lib?.importInterceptors?.().find((m): m is { formatFailures: () => string[] } => typeof (m as { formatFailures?: unknown } | undefined)?.formatFailures === 'function');
-    if (!probe) return ['the bundle has no Kaon probe module'];
+    // Requires the interceptor modules in order: the plaintext guard, the probe, then any others. A later one
+    // (OpenTelemetry's) may need the real sandbox's globals and throw here; the probe has run by then.
+    (context as { __TEMPORAL__?: { importInterceptors?: () => unknown } }).__TEMPORAL__?.importInterceptors?.();
+  } catch (err) {
+    thrown = err;
+  }
+  const probe = Object.values(cache).find((m) => typeof m.exports?.formatFailures === 'function')?.exports as { formatFailures: () => string[] } | undefined;
+  if (!probe) return [thrown === undefined ? 'the bundle has no Kaon probe module' : `evaluating the probe threw ${thrown instanceof Error ? thrown.message : String(thrown)}`];
+  try {
     return probe.formatFailures();
   } catch (err) {
-    return [`evaluating the probe threw ${err instanceof Error ? err.message : String(err)}`];
+    return [`the probe threw ${err instanceof Error ? err.message : String(err)}`];
   }
 }
 

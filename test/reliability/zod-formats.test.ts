@@ -28,8 +28,13 @@ test("zod's format schemas (z.iso.*, z.email, z.url, z.uuid, …) validate corre
 });
 
 test('a bundle whose probe finds a miscompiled format is refused, naming the format, webpack and the fix', () => {
-  // A stand-in bundle with the shape Temporal's bundler emits, whose probe reports what webpack 5.113.0 produced.
-  const code = 'var __TEMPORAL__ = { importInterceptors: () => [{}, { formatFailures: () => [\'z.iso.date(): refused "2026-11-21"\'] }] };';
+  // A stand-in bundle with the shape Temporal's bundler emits (modules cached in the worker-provided
+  // __webpack_module_cache__), whose probe reports what webpack 5.113.0 produced.
+  const code = [
+    'var __TEMPORAL__ = { importInterceptors: () => {',
+    '  __webpack_module_cache__["./src/workflow/bundle-probe.ts"] = { exports: { formatFailures: () => [\'z.iso.date(): refused "2026-11-21"\'] } };',
+    '} };',
+  ].join('\n');
   const err = (() => {
     try {
       checkBundle(code, path.join(ROOT, 'workflows/index.ts'));
