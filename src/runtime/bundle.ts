@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { builtinModules } from 'node:module';
+import vm from 'node:vm';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { ErrorCode, KaonError } from '../definition/errors';
 import { kaonHome } from './paths';
@@ -22,6 +23,13 @@ const PLAINTEXT_GUARD = require.resolve('../workflow/plaintext-guard');
  * project, or nested under node_modules/kaon).
  */
 const WORKFLOW_NODE_MODULES = path.resolve(path.dirname(require.resolve('@temporalio/workflow/package.json')), '..', '..');
+
+/**
+ * Checks zod's format schemas as the bundle compiled them (workflow/bundle-probe.ts). Passed as a workflow interceptor
+ * module so the worker can evaluate it on its own at start, without running the user's pipeline modules; in the
+ * sandbox it adds no interceptors.
+ */
+const BUNDLE_PROBE = require.resolve('../workflow/bundle-probe');
 
 /** `kaon` imports in workflow code resolve to the Kaon that bundles them (never a second copy). */
 const SUBPATHS: Record<string, string> = {
@@ -59,14 +67,78 @@ export function writeWorkflowEntry(workflowsPath: string): string {
 export async function bundlePipelines(workflowsPath: string, opts: { tracing?: boolean; failureConverterPath?: string } = {}): Promise<WorkflowBundleWithSourceMap> {
   const builtins: BuiltinImport[] = [];
   const errors: string[] = [];
+  let result: WorkflowBundleWithSourceMap;
   try {
-    return await bundle(workflowsPath, opts, builtins, errors);
+    result = await bundle(workflowsPath, opts, builtins, errors);
   } catch (err) {
     // A Node built-in in workflow code: one sentence naming the file and the import, not webpack's dump.
     const first = builtins.find((b) => !b.issuer.includes(`${path.sep}node_modules${path.sep}`)) ?? builtins[0];
     if (first) throw builtinImportError(workflowsPath, first, builtins.length);
     for (const e of errors) process.stderr.write(`${e}\n`);
     throw err;
+  }
+  checkBundle(result.code, workflowsPath);
+  return result;
+}
+
+/**
+ * The start-time self-check: evaluate the bundle's probe module (not the user's pipelines) in a fresh V8 context and
+ * refuse a bundle in which zod's format schemas do not do what they say. Guards against a bundler release that
+ * rewrites imports wrongly (webpack 5.113.0 compiled `z.iso.date()` to `z.date()`), whatever the cause.
+ */
+export function checkBundle(code: string, workflowsPath: string): void {
+  const failures = probeFailures(code);
+  if (failures.length === 0) return;
+  const webpack = webpackVersion();
+  throw new KaonError({
+    code: ErrorCode.config,
+    what: `the workflow bundle of ${path.relative(process.cwd(), workflowsPath) || workflowsPath} miscompiles zod's format schemas (${failures.join('; ')}), so pipelines that use them would fail or accept bad data; bundled by webpack ${webpack.version} (${webpack.path}) with zod ${zodVersion()}`,
+    fix: `install the webpack version Kaon's lockfile pins (\`npm install webpack@${PINNED_WEBPACK}\` in the project that runs the worker, or add "overrides": { "webpack": "${PINNED_WEBPACK}" } to its package.json), then restart the worker; report the webpack and zod versions to Kaon`,
+  });
+}
+
+/** The webpack release Kaon is tested with (package-lock.json); the self-check's error recommends it. */
+const PINNED_WEBPACK = '5.112.2';
+
+function probeFailures(code: string): string[] {
+  // The globals the worker's sandbox provides (@temporalio/worker's vm-shared.js injectGlobals), and the module
+  // cache it keeps outside the bundle (reusable-vm.js); the probe is read back from that cache.
+  const cache: Record<string, { exports?: { formatFailures?: unknown } }> = {};
+  const context = vm.createContext({ URL, URLSearchParams, TextEncoder, TextDecoder, AbortController, __webpack_module_cache__: cache });
+  let thrown: unknown;
+  try {
+    vm.runInContext(code, context, { filename: 'kaon-workflow-bundle-probe.js' });
+    // Requires the interceptor modules in order: the plaintext guard, the probe, then any others. A later one
+    // (OpenTelemetry's) may need the real sandbox's globals and throw here; the probe has run by then.
+    (context as { __TEMPORAL__?: { importInterceptors?: () => unknown } }).__TEMPORAL__?.importInterceptors?.();
+  } catch (err) {
+    thrown = err;
+  }
+  const probe = Object.values(cache).find((m) => typeof m.exports?.formatFailures === 'function')?.exports as { formatFailures: () => string[] } | undefined;
+  if (!probe) return [thrown === undefined ? 'the bundle has no Kaon probe module' : `evaluating the probe threw ${thrown instanceof Error ? thrown.message : String(thrown)}`];
+  try {
+    return probe.formatFailures();
+  } catch (err) {
+    return [`the probe threw ${err instanceof Error ? err.message : String(err)}`];
+  }
+}
+
+function webpackVersion(): { version: string; path: string } {
+  try {
+    const file = require.resolve('webpack/package.json', { paths: [require.resolve('@temporalio/worker')] });
+    return { version: packageVersion(file), path: path.dirname(file) };
+  } catch {
+    return { version: 'unknown', path: 'unresolved' };
+  }
+}
+
+const packageVersion = (file: string): string => (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+
+function zodVersion(): string {
+  try {
+    return packageVersion(require.resolve('zod/package.json'));
+  } catch {
+    return 'unknown';
   }
 }
 
@@ -95,7 +167,7 @@ function bundle(workflowsPath: string, opts: { tracing?: boolean; failureConvert
     ...(opts.failureConverterPath ? { failureConverterPath: opts.failureConverterPath } : {}),
     // Always: the plaintext guard (it acts only on a keyed worker's refused payloads; otherwise it adds no commands).
     // Traces: the OpenTelemetry workflow interceptors (sandbox-safe; they add no commands, so histories replay either way).
-    workflowInterceptorModules: [PLAINTEXT_GUARD, ...(opts.tracing ? tracingWorkflowModules() : [])],
+    workflowInterceptorModules: [PLAINTEXT_GUARD, BUNDLE_PROBE, ...(opts.tracing ? tracingWorkflowModules() : [])],
     logger: { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: (m) => process.stderr.write(`${m}\n`), error: (m) => void errors.push(m), log: () => undefined },
     webpackConfigHook: (config) => {
       const alias = SUBPATHS;
@@ -104,6 +176,10 @@ function bundle(workflowsPath: string, opts: { tracing?: boolean; failureConvert
       const modules = [...(config.resolve?.modules ?? ['node_modules']), WORKFLOW_NODE_MODULES];
       config.resolve = { ...config.resolve, modules, alias: { ...(config.resolve?.alias as object), ...alias } };
       config.plugins = [...(config.plugins ?? []), recordBuiltinImports(builtins)];
+      // No import rewriting across side-effect-free modules: an import keeps pointing at the module it names and is
+      // read through real namespace objects, as ESM evaluates it. webpack's SideEffectsFlagPlugin shortcut (on by
+      // default, even in development mode) rewrote `z.iso.date` to `z.date` in 5.113.0 (see docs in checkBundle).
+      config.optimization = { ...config.optimization, sideEffects: false };
       return config;
     },
   });
