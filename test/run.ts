@@ -8,8 +8,9 @@ import { startDevServer } from '../src/runtime/dev-server';
 /** Tiers run only when named (`npm run test:board`): the browser tests take minutes. */
 // Own tiers, run after npm test in .ci/run: board (headless Chromium), mlflow (starting MLflow takes 30 s or more), spark,
 // faults (kill -9 of workers and of the dev server; minutes, as a lost worker is noticed by a 60 s heartbeat timeout),
+// user-install (npm pack, then a fresh install that resolves its dependencies today: minutes, and the network),
 // r (every test that runs Rscript: npm test must pass on a machine without R).
-const OWN_TIERS = new Set(['board', 'mlflow', 'spark', 'faults', 'r']);
+const OWN_TIERS = new Set(['board', 'mlflow', 'spark', 'faults', 'user-install', 'r']);
 
 function findTests(dir: string, top = true): string[] {
   return readdirSync(dir).flatMap((name) => {
